@@ -1,0 +1,110 @@
+"""The base every API view builds on: clinic scoping, roles, idempotent POST, denied-access audit.
+
+Scoping is the default, not a thing a view remembers: `ClinicScopedViewSet.get_queryset` filters
+the view's queryset to the user's clinic, so another clinic's object is simply not found (404).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import serializers, viewsets
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from clinic import audit
+from clinic.api import idempotency
+from clinic.api.permissions import ADMIN, ALL_ROLES
+from clinic.models import AuditOutcome
+
+
+class ClinicAPIView(APIView):
+    """APIView with idempotent POSTs and audited refusals. Subclasses declare their roles."""
+
+    read_roles: frozenset[str] = ALL_ROLES
+    write_roles: frozenset[str] = ADMIN
+    action_roles: dict[str, frozenset[str]] = {}
+    # Views over patient data name the object type so a refusal leaves an audit event.
+    audit_object_type: str = ""
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # DRF's dispatch, with the handler run through the Idempotency-Key protocol on POST.
+        self.args = args
+        self.kwargs = kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        try:
+            self.initial(request, *args, **kwargs)
+            method = request.method.lower()
+            handler = (
+                getattr(self, method, self.http_method_not_allowed)
+                if method in self.http_method_names
+                else self.http_method_not_allowed
+            )
+            key = idempotency.header_value(request)
+            if request.method == "POST" and key and request.user.is_authenticated:
+                response = idempotency.run_idempotently(
+                    request,
+                    key,
+                    lambda: handler(request, *args, **kwargs),
+                    self.handle_exception,
+                )
+            else:
+                response = handler(request, *args, **kwargs)
+        except Exception as exc:
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response
+
+    def permission_denied(
+        self, request: Request, message: str | None = None, code: str | None = None
+    ) -> None:
+        user = request.user
+        if self.audit_object_type and user and user.is_authenticated and user.clinic_id:
+            verb = getattr(self, "action", None) or request.method.lower()
+            audit.record(
+                actor=user,
+                action=f"{self.audit_object_type}.{verb}",
+                object_type=self.audit_object_type,
+                object_id=str(self.kwargs.get("pk", "")),
+                outcome=AuditOutcome.DENIED,
+            )
+        super().permission_denied(request, message, code)
+
+
+class ClinicScopedViewSet(ClinicAPIView, viewsets.GenericViewSet):
+    """A viewset over one model that has a `clinic` foreign key."""
+
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return super().get_queryset().filter(clinic_id=self.request.user.clinic_id)
+
+
+class ClinicRelatedField(serializers.PrimaryKeyRelatedField):
+    """A reference by id to another object of the requesting user's clinic.
+
+    An id from another clinic is refused exactly like one that does not exist.
+    """
+
+    default_error_messages = {
+        "does_not_exist": "No such object in your clinic.",
+        "incorrect_type": "Expected an id (UUID string), got {data_type}.",
+    }
+
+    def get_queryset(self) -> QuerySet[Any]:
+        queryset = super().get_queryset()
+        request = self.context.get("request")
+        if request is None or not request.user.is_authenticated:
+            return queryset.none()
+        return queryset.filter(clinic_id=request.user.clinic_id)
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            uuid.UUID(str(data))
+        except ValueError:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)

@@ -1,0 +1,159 @@
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import connection
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clinic import services
+from clinic.api.base import ClinicAPIView, ClinicScopedViewSet
+from clinic.api.permissions import ADMIN, ALL_ROLES
+from clinic.api.problems import PROBLEM_CONTENT_TYPE, ProblemSerializer, problem_body
+from clinic.api.serializers import (
+    ClinicSerializer,
+    HandpieceSerializer,
+    RoomSerializer,
+    StaffSerializer,
+    TokenRequestSerializer,
+    TokenSerializer,
+)
+from clinic.models import Handpiece, Room, User
+
+
+class TokenView(ClinicAPIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={200: TokenSerializer},
+        summary="Log in: exchange username and password for a bearer token",
+    )
+    def post(self, request: Request) -> Response:
+        body = TokenRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        token, expires_at = services.login(
+            username=body.validated_data["username"],
+            password=body.validated_data["password"],
+            client_address=request.META.get("REMOTE_ADDR", ""),
+        )
+        return Response(TokenSerializer({"token": token, "expires_at": expires_at}).data)
+
+
+class LogoutView(ClinicAPIView):
+    # Every signed-in user may revoke their own token, auditors included.
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None}, summary="Log out: revoke this token")
+    def post(self, request: Request) -> Response:
+        services.logout(user=request.user, token=request.auth)
+        return Response(status=204)
+
+
+class ClinicView(ClinicAPIView):
+    read_roles = ALL_ROLES
+    write_roles = ADMIN
+
+    @extend_schema(responses={200: ClinicSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(ClinicSerializer(request.user.clinic).data)
+
+    @extend_schema(request=ClinicSerializer, responses={200: ClinicSerializer})
+    def patch(self, request: Request) -> Response:
+        body = ClinicSerializer(request.user.clinic, data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        clinic = services.update_clinic(
+            actor=request.user, clinic=request.user.clinic, changes=dict(body.validated_data)
+        )
+        return Response(ClinicSerializer(clinic).data)
+
+
+class StaffViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet):
+    queryset = User.objects.order_by("username")
+    serializer_class = StaffSerializer
+    read_roles = ALL_ROLES
+    write_roles = ADMIN
+
+    def create(self, request: Request) -> Response:
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = services.create_staff(actor=request.user, **body.validated_data)
+        return Response(self.get_serializer(user).data, status=201)
+
+
+class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet):
+    queryset = Room.objects.all()
+    serializer_class = RoomSerializer
+
+    def create(self, request: Request) -> Response:
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        room = services.create_room(actor=request.user, **body.validated_data)
+        return Response(self.get_serializer(room).data, status=201)
+
+
+class HandpieceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet):
+    queryset = Handpiece.objects.all()
+    serializer_class = HandpieceSerializer
+
+    def create(self, request: Request) -> Response:
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        handpiece = services.create_handpiece(actor=request.user, **body.validated_data)
+        return Response(self.get_serializer(handpiece).data, status=201)
+
+
+class HealthSerializer(serializers.Serializer):
+    database = serializers.CharField()
+    broker = serializers.CharField()
+
+
+class HealthView(APIView):
+    """Liveness of the two things the service cannot work without. No auth."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={
+            200: HealthSerializer,
+            (503, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                ProblemSerializer, description="`database` and `broker` say which part failed"
+            ),
+        }
+    )
+    def get(self, request: Request) -> Response:
+        parts = {"database": self._database(), "broker": self._broker()}
+        if all(state == "ok" for state in parts.values()):
+            return Response(parts)
+        failing = ", ".join(name for name, state in parts.items() if state != "ok")
+        return Response(
+            problem_body(503, "service_unavailable", f"Unavailable: {failing}.", **parts),
+            status=503,
+            content_type=PROBLEM_CONTENT_TYPE,
+        )
+
+    @staticmethod
+    def _database() -> str:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception:
+            return "unavailable"
+        return "ok"
+
+    @staticmethod
+    def _broker() -> str:
+        try:
+            client = redis.Redis.from_url(
+                settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1
+            )
+            client.ping()
+        except redis.RedisError:
+            return "unavailable"
+        return "ok"

@@ -1,0 +1,215 @@
+"""Clinics, their staff and roles, rooms, handpieces, the audit trail and API bookkeeping.
+
+Every other object in the system belongs to exactly one clinic (a `clinic` foreign key), which
+is what the API's clinic scoping filters on.
+"""
+
+import uuid
+import zoneinfo
+
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models.functions import Lower
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone name.")
+
+
+class Clinic(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    timezone = models.CharField(max_length=64, validators=[validate_timezone])
+    # Practice settings with the defaults of domain.md; none is a regulatory constant.
+    screening_valid_days = models.PositiveSmallIntegerField(default=90)
+    min_interval_days = models.PositiveSmallIntegerField(default=21)
+    default_interval_days = models.PositiveSmallIntegerField(default=30)
+    isotretinoin_washout_months = models.PositiveSmallIntegerField(default=6)
+    reminder_lead_hours = models.PositiveSmallIntegerField(default=24)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="clinic_clinic_screening_valid_days_range",
+                condition=models.Q(screening_valid_days__gte=1, screening_valid_days__lte=730),
+            ),
+            models.CheckConstraint(
+                name="clinic_clinic_min_interval_days_range",
+                condition=models.Q(min_interval_days__gte=1, min_interval_days__lte=365),
+            ),
+            models.CheckConstraint(
+                name="clinic_clinic_default_interval_not_below_minimum",
+                condition=models.Q(default_interval_days__gte=models.F("min_interval_days"))
+                & models.Q(default_interval_days__lte=365),
+            ),
+            models.CheckConstraint(
+                name="clinic_clinic_washout_months_range",
+                condition=models.Q(isotretinoin_washout_months__lte=60),
+            ),
+            models.CheckConstraint(
+                name="clinic_clinic_reminder_lead_hours_range",
+                condition=models.Q(reminder_lead_hours__gte=1, reminder_lead_hours__lte=336),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    FRONT_DESK = "front_desk", "Front desk"
+    PROVIDER = "provider", "Provider"
+    AUDITOR = "auditor", "Auditor"
+
+
+class User(AbstractUser):
+    """A member of a clinic's staff. Usernames are unique across clinics: login names no clinic."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Null only for platform superusers made with createsuperuser; they have no API access.
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, related_name="staff", null=True, blank=True
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, blank=True)
+    full_name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="clinic_user_staff_has_clinic_and_role",
+                condition=models.Q(is_superuser=True)
+                | (models.Q(clinic__isnull=False) & ~models.Q(role="")),
+            ),
+            models.UniqueConstraint(Lower("username"), name="clinic_user_username_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name or self.username
+
+    @property
+    def clinic_uuid(self) -> uuid.UUID:
+        """The staff member's clinic id; API users always have one (HasRole checks it)."""
+        if self.clinic_id is None:
+            raise ValueError("platform superusers belong to no clinic")
+        return self.clinic_id
+
+
+class Room(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="rooms")
+    name = models.CharField(max_length=100)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "clinic", name="clinic_room_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Handpiece(models.Model):
+    """The reusable, serial-tracked SkinPen handpiece (the cartridge is the single-use part)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="handpieces")
+    serial_number = models.CharField(max_length=64)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["serial_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "serial_number"], name="clinic_handpiece_serial_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.serial_number
+
+
+class AuditOutcome(models.TextChoices):
+    SUCCESS = "success", "Success"
+    DENIED = "denied", "Denied"
+    FAILED = "failed", "Failed"
+
+
+class AuditEvent(models.Model):
+    """Append-only (a trigger refuses UPDATE and DELETE): who did what to which record, when.
+
+    `patient_id` is a plain column, not a foreign key: the audit trail sits below the patients
+    app and must outlive any change to it. No clinical detail goes into `detail`.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    # The username at the time, or the task name for background work.
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    patient_id = models.UUIDField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    outcome = models.CharField(max_length=10, choices=AuditOutcome.choices)
+    detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["clinic", "-at"], name="clinic_audit_clinic_at"),
+            models.Index(fields=["clinic", "patient_id", "-at"], name="clinic_audit_patient_at"),
+            models.Index(fields=["clinic", "actor", "-at"], name="clinic_audit_actor_at"),
+            models.Index(fields=["clinic", "action", "-at"], name="clinic_audit_action_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.outcome}"
+
+
+class IdempotencyKey(models.Model):
+    """The stored first response to a POST with an Idempotency-Key, per user."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField(null=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="clinic_idempotencykey_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} -> {self.response_status}"
+
+
+class LoginFailureCounter(models.Model):
+    """Failed logins per username or client address inside a window, counted atomically."""
+
+    key = models.CharField(max_length=300, primary_key=True)
+    failures = models.PositiveIntegerField()
+    window_started_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures}"

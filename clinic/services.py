@@ -1,0 +1,284 @@
+"""Every write of the clinic app: clinics, staff, rooms, handpieces, logins.
+
+Each service owns its transaction, validates the rules, and writes its audit event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from knox.models import AuthToken
+
+from clinic import audit
+from clinic.errors import (
+    AuthenticationFailed,
+    InvalidInput,
+    Throttled,
+    register_constraint_error,
+)
+from clinic.models import AuditOutcome, Clinic, Handpiece, Role, Room, User
+
+CLINIC_SETTINGS_FIELDS = (
+    "name",
+    "timezone",
+    "screening_valid_days",
+    "min_interval_days",
+    "default_interval_days",
+    "isotretinoin_washout_months",
+    "reminder_lead_hours",
+)
+
+register_constraint_error(
+    "clinic_room_name_unique",
+    lambda: InvalidInput({"name": ["A room with this name already exists."]}),
+)
+register_constraint_error(
+    "clinic_handpiece_serial_unique",
+    lambda: InvalidInput({"serial_number": ["A handpiece with this serial number exists."]}),
+)
+for _name in ("clinic_user_username_key", "clinic_user_username_ci_unique"):
+    register_constraint_error(
+        _name, lambda: InvalidInput({"username": ["This username is taken."]})
+    )
+
+
+def _validate_clinic_settings(clinic: Clinic) -> None:
+    try:
+        clinic.full_clean(validate_constraints=False)
+    except ValidationError as exc:
+        raise InvalidInput({k: [str(m) for m in v] for k, v in exc.message_dict.items()}) from exc
+    if clinic.default_interval_days < clinic.min_interval_days:
+        raise InvalidInput(
+            {"default_interval_days": ["Must not be shorter than min_interval_days."]}
+        )
+
+
+@transaction.atomic
+def create_clinic(
+    *, name: str, timezone_name: str, admin_username: str, admin_password: str, via: str
+) -> tuple[Clinic, User]:
+    clinic = Clinic(name=name, timezone=timezone_name)
+    _validate_clinic_settings(clinic)
+    clinic.save(force_insert=True)
+    admin = _create_user(
+        clinic=clinic,
+        username=admin_username,
+        password=admin_password,
+        full_name="",
+        role=Role.ADMIN,
+    )
+    audit.record(
+        actor=None,
+        actor_label=via,
+        clinic_id=clinic.id,
+        action="clinic.create",
+        object_type="clinic",
+        object_id=clinic.id,
+    )
+    audit.record(
+        actor=None,
+        actor_label=via,
+        clinic_id=clinic.id,
+        action="staff.create",
+        object_type="staff",
+        object_id=admin.id,
+        detail={"role": admin.role},
+    )
+    return clinic, admin
+
+
+@transaction.atomic
+def update_clinic(*, actor: User, clinic: Clinic, changes: dict[str, Any]) -> Clinic:
+    clinic = Clinic.objects.select_for_update().get(pk=clinic.pk)
+    unknown = set(changes) - set(CLINIC_SETTINGS_FIELDS)
+    if unknown:
+        raise InvalidInput({name: ["This field cannot be changed."] for name in sorted(unknown)})
+    for name, value in changes.items():
+        setattr(clinic, name, value)
+    _validate_clinic_settings(clinic)
+    clinic.save(update_fields=list(changes))
+    audit.record(
+        actor=actor,
+        action="clinic.update",
+        object_type="clinic",
+        object_id=clinic.id,
+        detail={"fields": sorted(changes)},
+    )
+    return clinic
+
+
+def _create_user(
+    *, clinic: Clinic, username: str, password: str, full_name: str, role: str
+) -> User:
+    # Clinic admins may use the back office (Django admin), scoped to their clinic.
+    user = User(
+        clinic=clinic,
+        username=username,
+        full_name=full_name,
+        role=role,
+        is_staff=role == Role.ADMIN,
+    )
+    errors: dict[str, list[str]] = {}
+    if User.objects.filter(username__iexact=username).exists():
+        errors["username"] = ["This username is taken."]
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        errors["password"] = list(exc.messages)
+    try:
+        user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise InvalidInput(errors)
+    user.set_password(password)
+    user.save(force_insert=True)
+    return user
+
+
+@transaction.atomic
+def create_staff(*, actor: User, username: str, password: str, full_name: str, role: str) -> User:
+    user = _create_user(
+        clinic=Clinic.objects.get(pk=actor.clinic_uuid),
+        username=username,
+        password=password,
+        full_name=full_name,
+        role=role,
+    )
+    audit.record(
+        actor=actor,
+        action="staff.create",
+        object_type="staff",
+        object_id=user.id,
+        detail={"role": role},
+    )
+    return user
+
+
+@transaction.atomic
+def create_room(*, actor: User, name: str) -> Room:
+    if Room.objects.filter(clinic_id=actor.clinic_uuid, name__iexact=name).exists():
+        raise InvalidInput({"name": ["A room with this name already exists."]})
+    room = Room.objects.create(clinic_id=actor.clinic_uuid, name=name)
+    audit.record(actor=actor, action="room.create", object_type="room", object_id=room.id)
+    return room
+
+
+@transaction.atomic
+def create_handpiece(*, actor: User, serial_number: str) -> Handpiece:
+    if Handpiece.objects.filter(clinic_id=actor.clinic_uuid, serial_number=serial_number).exists():
+        raise InvalidInput({"serial_number": ["A handpiece with this serial number exists."]})
+    handpiece = Handpiece.objects.create(clinic_id=actor.clinic_uuid, serial_number=serial_number)
+    audit.record(
+        actor=actor, action="handpiece.create", object_type="handpiece", object_id=handpiece.id
+    )
+    return handpiece
+
+
+# --- Logins ------------------------------------------------------------------------------------
+
+
+def _count_attempt(key: str) -> int:
+    """Count one attempt against `key` and return the count in the current window.
+
+    One statement, so PostgreSQL serialises concurrent attempts on the row: twenty parallel
+    attempts get twenty distinct counts and no more than the limit get through.
+    """
+    params: dict[str, Any] = {
+        "key": key,
+        "window": timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS),
+        "now": timezone.now(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO clinic_loginfailurecounter AS c (key, failures, window_started_at)
+            VALUES (%(key)s, 1, %(now)s)
+            ON CONFLICT (key) DO UPDATE SET
+                failures = CASE WHEN c.window_started_at < %(now)s - %(window)s
+                                THEN 1 ELSE c.failures + 1 END,
+                window_started_at = CASE WHEN c.window_started_at < %(now)s - %(window)s
+                                         THEN %(now)s ELSE c.window_started_at END
+            RETURNING failures
+            """,
+            params,
+        )
+        (failures,) = cursor.fetchone()
+    return int(failures)
+
+
+def _forget_attempt(key: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE clinic_loginfailurecounter SET failures = GREATEST(failures - 1, 0) "
+            "WHERE key = %s",
+            [key],
+        )
+
+
+def login(*, username: str, password: str, client_address: str) -> tuple[str, datetime]:
+    """Check a password and issue a token, refusing (429) once too many attempts failed.
+
+    An attempt is counted before the password is checked, and given back if it succeeds, so
+    concurrent guesses cannot all slip in before the first failure is recorded.
+    """
+    user_key = f"user:{username.strip().lower()}"
+    address_key = f"address:{client_address}"
+    over_limit = _count_attempt(user_key) > settings.LOGIN_FAILURE_LIMIT
+    over_limit |= _count_attempt(address_key) > settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS
+    known = User.objects.filter(username=username).only("id", "clinic_id").first()
+
+    def failed(outcome: str) -> None:
+        audit.record(
+            actor=None,
+            actor_label=username[:150],
+            clinic_id=known.clinic_id if known else None,
+            action="auth.login",
+            object_type="staff",
+            object_id=known.id if known else "",
+            outcome=outcome,
+        )
+
+    if over_limit:
+        failed(AuditOutcome.DENIED)
+        raise Throttled(
+            "Too many failed logins. Try again later.",
+            headers={"Retry-After": str(settings.LOGIN_FAILURE_WINDOW_SECONDS)},
+        )
+    user = authenticate(username=username, password=password)
+    if not isinstance(user, User) or user.clinic_id is None or not user.role:
+        failed(AuditOutcome.FAILED)
+        raise AuthenticationFailed()
+
+    with transaction.atomic():
+        _forget_attempt(address_key)
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM clinic_loginfailurecounter WHERE key = %s", [user_key])
+        instance, token = AuthToken.objects.create(user=user)
+        User.objects.filter(pk=user.pk).update(last_login=instance.created)
+        audit.record(actor=user, action="auth.login", object_type="staff", object_id=user.id)
+    return token, instance.expiry
+
+
+@transaction.atomic
+def logout(*, user: User, token: AuthToken) -> None:
+    token.delete()
+    audit.record(actor=user, action="auth.logout", object_type="staff", object_id=user.id)
+
+
+def delete_stale_login_counters() -> int:
+    window = timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM clinic_loginfailurecounter WHERE window_started_at < %s",
+            [timezone.now() - window],
+        )
+        return cursor.rowcount

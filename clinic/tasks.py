@@ -1,0 +1,19 @@
+"""Housekeeping tasks of the clinic app. Thin: each calls a service and logs what it did."""
+
+import logging
+
+from celery import shared_task
+
+from clinic import services
+from clinic.api import idempotency
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="clinic.purge_idempotency_keys")
+def purge_idempotency_keys() -> int:
+    """Idempotency keys are kept IDEMPOTENCY_KEY_TTL_HOURS (at least 24 h by contract)."""
+    deleted = idempotency.purge_expired()
+    deleted_counters = services.delete_stale_login_counters()
+    logger.info("purged %s idempotency keys, %s login counters", deleted, deleted_counters)
+    return deleted

@@ -1,0 +1,159 @@
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from clinic.models import AuditEvent, Role
+from tests.factories import PASSWORD
+
+TOKEN_URL = "/api/v1/auth/token/"
+
+
+def login(username: str, password: str, client: APIClient | None = None):
+    return (client or APIClient()).post(
+        TOKEN_URL, {"username": username, "password": password}, format="json"
+    )
+
+
+@pytest.mark.django_db
+def test_login_issues_an_expiring_bearer_token_that_works(front_desk):
+    response = login(front_desk.username, PASSWORD)
+
+    assert response.status_code == 200
+    assert set(response.json()) == {"token", "expires_at"}
+    expires_at = response.json()["expires_at"]
+    assert timezone.now() + timedelta(hours=9) < timezone.datetime.fromisoformat(expires_at)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
+    assert client.get("/api/v1/clinic/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_tokens_are_stored_hashed(front_desk):
+    token = login(front_desk.username, PASSWORD).json()["token"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT digest, token_key FROM knox_authtoken")
+        rows = cursor.fetchall()
+    assert len(rows) == 1
+    digest, token_key = rows[0]
+    assert token not in digest
+    assert token_key == token[: len(token_key)] and len(token_key) < len(token)
+
+
+@pytest.mark.django_db
+def test_a_token_stops_working_after_it_expires(front_desk):
+    token = login(front_desk.username, PASSWORD).json()["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    with time_machine.travel(timezone.now() + timedelta(hours=11)):
+        response = client.get("/api/v1/clinic/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
+
+
+@pytest.mark.django_db
+def test_logout_revokes_the_token(front_desk):
+    token = login(front_desk.username, PASSWORD).json()["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert client.post("/api/v1/auth/logout/").status_code == 204
+    response = client.get("/api/v1/clinic/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
+
+
+@pytest.mark.django_db
+def test_auditors_may_log_out(auditor, api):
+    assert api(auditor).post("/api/v1/auth/logout/").status_code == 204
+
+
+@pytest.mark.django_db
+def test_bad_password_is_401_problem_and_audited(front_desk):
+    response = login(front_desk.username, "wrong")
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "https://skinpen-clinic.example/problems/authentication_failed",
+        "title": "Not authenticated",
+        "status": 401,
+        "detail": "Invalid username or password.",
+        "code": "authentication_failed",
+    }
+    event = AuditEvent.objects.get(action="auth.login")
+    assert (event.outcome, event.actor_label, event.clinic_id) == (
+        "failed",
+        front_desk.username,
+        front_desk.clinic_id,
+    )
+
+
+@pytest.mark.django_db
+def test_successful_login_is_audited(front_desk):
+    login(front_desk.username, PASSWORD)
+    event = AuditEvent.objects.get(action="auth.login")
+    assert (event.outcome, event.actor_id) == ("success", front_desk.id)
+
+
+@pytest.mark.django_db
+def test_missing_token_is_401_not_authenticated():
+    response = APIClient().get("/api/v1/clinic/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.django_db
+def test_a_superuser_without_a_clinic_cannot_use_the_api(django_user_model, api):
+    root = django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    assert login("root", PASSWORD).status_code == 401
+    response = api(root).get("/api/v1/clinic/")
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+
+
+@pytest.mark.django_db
+@override_settings(LOGIN_FAILURE_LIMIT=5)
+def test_failed_logins_are_throttled_and_success_resets_the_count(front_desk):
+    for _ in range(5):
+        assert login(front_desk.username, "wrong").status_code == 401
+    response = login(front_desk.username, PASSWORD)
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert int(response["Retry-After"]) > 0
+
+
+@pytest.mark.django_db
+@override_settings(LOGIN_FAILURE_LIMIT=3)
+def test_the_window_passes_and_a_good_login_clears_failures(front_desk):
+    for _ in range(3):
+        login(front_desk.username, "wrong")
+    with time_machine.travel(timezone.now() + timedelta(minutes=16)):
+        assert login(front_desk.username, "wrong").status_code == 401
+        assert login(front_desk.username, PASSWORD).status_code == 200
+        for _ in range(3):
+            assert login(front_desk.username, "wrong").status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(LOGIN_FAILURE_LIMIT=5)
+def test_twenty_concurrent_bad_logins_let_at_most_the_limit_through(make_user, clinic):
+    user = make_user(Role.PROVIDER, clinic)
+
+    def attempt(_):
+        try:
+            return login(user.username, "wrong").status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(attempt, range(20)))
+
+    assert statuses.count(401) == 5
+    assert statuses.count(429) == 15

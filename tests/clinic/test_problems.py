@@ -1,0 +1,114 @@
+"""Every error is RFC 9457 problem details with a `code`."""
+
+import uuid
+
+import pytest
+from django.db import IntegrityError
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from clinic.models import Role
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"].endswith("/" + code)
+    assert body["title"] and body["detail"]
+    return body
+
+
+@pytest.mark.django_db
+def test_unknown_api_url_is_problem_404():
+    assert_problem(APIClient().get("/api/v1/no-such-thing/"), 404, "not_found")
+
+
+@pytest.mark.django_db
+@override_settings(DEBUG=True)
+def test_unknown_api_url_is_problem_404_even_in_debug():
+    assert_problem(APIClient().get("/api/v1/no-such-thing/"), 404, "not_found")
+
+
+@pytest.mark.django_db
+def test_method_not_allowed_is_problem_405(admin, api):
+    response = api(admin).delete("/api/v1/clinic/")
+    assert_problem(response, 405, "method_not_allowed")
+    assert response["Allow"]
+
+
+@pytest.mark.django_db
+def test_malformed_json_is_400_invalid(admin, api):
+    response = api(admin).post("/api/v1/rooms/", data=b"{not json", content_type="application/json")
+    assert_problem(response, 400, "invalid")
+
+
+@pytest.mark.django_db
+def test_field_validation_lists_errors_per_field(admin, api):
+    response = api(admin).post("/api/v1/staff/", {"username": "", "role": "wizard"})
+    body = assert_problem(response, 400, "invalid")
+    assert set(body["errors"]) == {"username", "password", "role"}
+    assert all(isinstance(m, list) and m for m in body["errors"].values())
+
+
+@pytest.mark.django_db
+def test_unexpected_errors_are_500_problem_without_a_trace(admin, api, monkeypatch):
+    from clinic import services
+
+    def explode(**kwargs):
+        raise RuntimeError("patient Jane Doe, DOB 1980-01-01")
+
+    monkeypatch.setattr(services, "create_room", explode)
+    client = api(admin)
+    client.raise_request_exception = False
+    response = client.post("/api/v1/rooms/", {"name": "X"})
+    body = assert_problem(response, 500, "server_error")
+    assert "Jane" not in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+    assert body["request_id"] == response["X-Request-ID"]
+
+
+@pytest.mark.django_db
+def test_an_unmapped_constraint_violation_is_a_409_problem(admin, api, monkeypatch):
+    from clinic import services
+
+    def violate(**kwargs):
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(services, "create_room", violate)
+    assert_problem(api(admin).post("/api/v1/rooms/", {"name": "X"}), 409, "conflict")
+
+
+@pytest.mark.django_db
+def test_a_named_constraint_race_answers_like_the_service_check(admin, api, monkeypatch):
+    """The service checks first; if a concurrent insert wins, the DB constraint decides and
+    the answer is the same 400."""
+    from clinic import services
+    from clinic.models import Room
+
+    api(admin).post("/api/v1/rooms/", {"name": "Lotus"})
+    real_filter = Room.objects.filter
+    monkeypatch.setattr(
+        Room.objects, "filter", lambda *a, **kw: real_filter(pk=uuid.uuid4())
+    )  # the pre-check sees nothing, as if the other insert had not committed yet
+    response = api(admin).post("/api/v1/rooms/", {"name": "LOTUS"})
+    body = assert_problem(response, 400, "invalid")
+    assert body["errors"] == {"name": ["A room with this name already exists."]}
+    assert services  # imported for the patch target's module
+
+
+@pytest.mark.django_db
+def test_every_response_carries_a_request_id(admin, api):
+    response = api(admin).get("/api/v1/clinic/", HTTP_X_REQUEST_ID="abc123")
+    assert response["X-Request-ID"] == "abc123"
+    assert len(APIClient().get("/healthz/")["X-Request-ID"]) == 32
+
+
+@pytest.mark.django_db
+def test_403_for_a_role_is_a_problem(make_user, clinic, api):
+    user = make_user(Role.FRONT_DESK, clinic)
+    assert_problem(api(user).post("/api/v1/rooms/", {"name": "R"}), 403, "permission_denied")
