@@ -11,8 +11,12 @@ handler403 = "clinic.api.problems.handler403"
 handler404 = "clinic.api.problems.handler404"
 handler500 = "clinic.api.problems.handler500"
 
+# Included by dotted path (a string, not an import): the project package never imports upwards.
 api_v1 = [
     path("", include("clinic.api.urls")),
+    path("", include("patients.api.urls")),
+    path("", include("scheduling.api.urls")),
+    path("", include("treatments.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,4 +1,4 @@
-"""factory_boy factories for every model, shared by the whole suite."""
+"""Factories for the clinic app."""
 
 import factory
 
