@@ -7,5 +7,14 @@ from tests.factories.clinic import (
     RoomFactory,
     UserFactory,
 )
+from tests.factories.patients import PatientFactory, ScreeningFactory
 
-__all__ = ["PASSWORD", "ClinicFactory", "HandpieceFactory", "RoomFactory", "UserFactory"]
+__all__ = [
+    "PASSWORD",
+    "ClinicFactory",
+    "HandpieceFactory",
+    "PatientFactory",
+    "RoomFactory",
+    "ScreeningFactory",
+    "UserFactory",
+]

@@ -1,0 +1,83 @@
+from rest_framework import serializers
+
+from patients.models import Patient, Screening
+from patients.rules import CONTRAINDICATION_ANSWERS, WARNING_ANSWERS
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    fitzpatrick_type = serializers.IntegerField(min_value=1, max_value=6)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
+    phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    sms_opt_in = serializers.BooleanField(required=False, default=False)
+    email_opt_in = serializers.BooleanField(required=False, default=False)
+    archived = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Patient
+        fields = [
+            "id",
+            "first_name",
+            "last_name",
+            "date_of_birth",
+            "email",
+            "phone",
+            "fitzpatrick_type",
+            "sms_opt_in",
+            "email_opt_in",
+            "archived",
+            "archived_at",
+            "created_at",
+        ]
+        read_only_fields = ["id", "archived", "archived_at", "created_at"]
+
+    def get_archived(self, patient: Patient) -> bool:
+        return patient.is_archived
+
+
+class ScreeningSerializer(serializers.ModelSerializer):
+    """The questionnaire in, the stored result out. Every answer defaults to false."""
+
+    screened_by = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Screening
+        fields = [
+            "id",
+            "patient",
+            "screened_at",
+            "screened_by",
+            *CONTRAINDICATION_ANSWERS,
+            "isotretinoin_last_dose_on",
+            *WARNING_ANSWERS,
+            "eligible",
+            "contraindications",
+            "warnings",
+            "valid_until",
+            "eligible_from",
+        ]
+        read_only_fields = [
+            "id",
+            "patient",
+            "screened_at",
+            "screened_by",
+            "eligible",
+            "contraindications",
+            "warnings",
+            "valid_until",
+            "eligible_from",
+        ]
+        extra_kwargs = {
+            **{name: {"required": False} for name in (*CONTRAINDICATION_ANSWERS, *WARNING_ANSWERS)},
+            "isotretinoin_last_dose_on": {"required": False, "allow_null": True},
+        }
+
+
+class EligibilityQuerySerializer(serializers.Serializer):
+    on = serializers.DateField(required=False)
+
+
+class EligibilitySerializer(serializers.Serializer):
+    eligible = serializers.BooleanField()
+    reasons = serializers.ListField(child=serializers.CharField())
+    valid_until = serializers.DateField(allow_null=True)
+    eligible_from = serializers.DateField(allow_null=True)

@@ -1,0 +1,135 @@
+"""Patients and their eligibility screenings. Patients are archived, never deleted."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.db import models
+from django.db.models.functions import Upper
+
+from clinic.models import Clinic
+
+
+class Patient(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    date_of_birth = models.DateField()
+    email = models.EmailField(max_length=254, blank=True)
+    # E.164 (+15551234567), normalised on the way in.
+    phone = models.CharField(max_length=20, blank=True)
+    fitzpatrick_type = models.PositiveSmallIntegerField()
+    sms_opt_in = models.BooleanField(default=False)
+    email_opt_in = models.BooleanField(default=False)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["last_name", "first_name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                name="patients_patient_fitzpatrick_type_range",
+                condition=models.Q(fitzpatrick_type__gte=1, fitzpatrick_type__lte=6),
+            ),
+            models.CheckConstraint(
+                name="patients_patient_sms_opt_in_needs_phone",
+                condition=models.Q(sms_opt_in=False) | ~models.Q(phone=""),
+            ),
+            models.CheckConstraint(
+                name="patients_patient_email_opt_in_needs_email",
+                condition=models.Q(email_opt_in=False) | ~models.Q(email=""),
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["clinic", "last_name", "first_name", "id"],
+                name="patients_patient_clinic_name",
+                condition=models.Q(archived_at__isnull=True),
+            ),
+            # ?search= is a case-insensitive substring match; trigram indexes serve ILIKE.
+            GinIndex(
+                OpClass(Upper("first_name"), name="gin_trgm_ops"),
+                name="patients_patient_first_trgm",
+            ),
+            GinIndex(
+                OpClass(Upper("last_name"), name="gin_trgm_ops"),
+                name="patients_patient_last_trgm",
+            ),
+            GinIndex(
+                OpClass(Upper("email"), name="gin_trgm_ops"),
+                name="patients_patient_email_trgm",
+            ),
+            GinIndex(OpClass("phone", name="gin_trgm_ops"), name="patients_patient_phone_trgm"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+
+class Screening(models.Model):
+    """One eligibility questionnaire, with its result as computed when it was taken.
+
+    The result (contraindications, warnings, validity, washout end) is stored, not recomputed,
+    so a later change of the rules or of the clinic's settings never rewrites history.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="screenings")
+    screened_at = models.DateTimeField()
+    screened_on = models.DateField(help_text="The screening day in the clinic's time zone.")
+    screened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    # The answers.
+    pregnant_or_nursing = models.BooleanField(default=False)
+    active_skin_cancer_in_area = models.BooleanField(default=False)
+    open_wounds_in_area = models.BooleanField(default=False)
+    bleeding_disorder = models.BooleanField(default=False)
+    metal_or_anesthetic_allergy = models.BooleanField(default=False)
+    active_skin_infection = models.BooleanField(default=False)
+    isotretinoin_last_dose_on = models.DateField(null=True, blank=True)
+    anticoagulants = models.BooleanField(default=False)
+    keloid_history = models.BooleanField(default=False)
+    herpes_simplex_history = models.BooleanField(default=False)
+    eczema_or_psoriasis_in_area = models.BooleanField(default=False)
+    recent_scars = models.BooleanField(default=False)
+    scleroderma = models.BooleanField(default=False)
+    immunosuppressed = models.BooleanField(default=False)
+    diabetes = models.BooleanField(default=False)
+
+    # The result, frozen at screening time.
+    eligible = models.BooleanField(help_text="Eligible on the screening day.")
+    contraindications = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    warnings = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    valid_until = models.DateField()
+    washout_ends_on = models.DateField(null=True, blank=True)
+    eligible_from = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-screened_at", "-id"]
+        indexes = [
+            models.Index(fields=["patient", "-screened_at"], name="patients_screening_latest"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="patients_screening_valid_after_screened",
+                condition=models.Q(valid_until__gte=models.F("screened_on")),
+            ),
+            models.CheckConstraint(
+                name="patients_screening_dose_not_after_screening",
+                condition=models.Q(isotretinoin_last_dose_on__isnull=True)
+                | models.Q(isotretinoin_last_dose_on__lte=models.F("screened_on")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Screening of {self.patient_id} on {self.screened_on}"

@@ -1,0 +1,58 @@
+"""Reads of patient data that other code reuses (eligibility above all)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from uuid import UUID
+
+from django.db.models import Q, QuerySet
+
+from patients import rules
+from patients.models import Patient, Screening
+
+
+def patients_of_clinic(clinic_id: UUID, *, include_archived: bool = False) -> QuerySet[Patient]:
+    patients = Patient.objects.filter(clinic_id=clinic_id)
+    return patients if include_archived else patients.filter(archived_at__isnull=True)
+
+
+def search_patients(patients: QuerySet[Patient], text: str) -> QuerySet[Patient]:
+    """Every word must match the first name, last name, email or phone (substring, any case).
+
+    "jane doe" finds Jane Doe; "555 0199" finds +1 555 555 0199. Trigram indexes serve each
+    ILIKE, so this stays fast on a large clinic.
+    """
+    for word in text.split()[:5]:
+        match = (
+            Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(email__icontains=word)
+        )
+        digits = re.sub(r"\D", "", word)
+        if len(digits) >= 3:
+            match |= Q(phone__contains=digits)
+        patients = patients.filter(match)
+    return patients
+
+
+def latest_screening(patient_id: UUID) -> Screening | None:
+    return Screening.objects.filter(patient_id=patient_id).order_by("-screened_at", "-id").first()
+
+
+def screening_facts(screening: Screening | None) -> rules.ScreeningFacts | None:
+    if screening is None:
+        return None
+    return rules.ScreeningFacts(
+        screened_on=screening.screened_on,
+        contraindications=tuple(screening.contraindications),
+        valid_until=screening.valid_until,
+        washout_ends_on=screening.washout_ends_on,
+    )
+
+
+def eligibility_on(patient: Patient, on: date) -> rules.Eligibility:
+    """The single answer to "may this patient be booked or treated on this date?"."""
+    return rules.eligibility_on(
+        date_of_birth=patient.date_of_birth,
+        screening=screening_facts(latest_screening(patient.id)),
+        on=on,
+    )
