@@ -6,7 +6,8 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models.functions import Upper
+from django.db.models import Value
+from django.db.models.functions import Concat, Upper
 
 from clinic.models import Clinic
 
@@ -26,6 +27,22 @@ class Patient(models.Model):
     archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    search_text = models.GeneratedField(
+        expression=Upper(
+            Concat(
+                "first_name",
+                Value(" "),
+                "last_name",
+                Value(" "),
+                "email",
+                Value(" "),
+                "phone",
+                output_field=models.TextField(),
+            )
+        ),
+        output_field=models.TextField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]
@@ -49,20 +66,11 @@ class Patient(models.Model):
                 name="patients_patient_clinic_name",
                 condition=models.Q(archived_at__isnull=True),
             ),
-            # ?search= is a case-insensitive substring match; trigram indexes serve ILIKE.
+            # ?search= is a substring match on one stored, upper-cased text of name, email
+            # and phone; a trigram index serves LIKE '%...%' on it.
             GinIndex(
-                OpClass(Upper("first_name"), name="gin_trgm_ops"),
-                name="patients_patient_first_trgm",
+                OpClass("search_text", name="gin_trgm_ops"), name="patients_patient_search_trgm"
             ),
-            GinIndex(
-                OpClass(Upper("last_name"), name="gin_trgm_ops"),
-                name="patients_patient_last_trgm",
-            ),
-            GinIndex(
-                OpClass(Upper("email"), name="gin_trgm_ops"),
-                name="patients_patient_email_trgm",
-            ),
-            GinIndex(OpClass("phone", name="gin_trgm_ops"), name="patients_patient_phone_trgm"),
         ]
 
     def __str__(self) -> str:
