@@ -10,7 +10,7 @@ from uuid import UUID
 from django.utils import timezone
 from django_guid import get_guid
 
-from clinic.models import AuditEvent, AuditOutcome, User
+from clinic.models import REQUEST_ID_MAX_LENGTH, AuditEvent, AuditOutcome, User
 
 
 def _event(
@@ -34,7 +34,8 @@ def _event(
         object_type=object_type,
         object_id=str(object_id or ""),
         patient_id=patient_id,
-        request_id=get_guid() or "",
+        # The id is client-supplied (X-Request-ID, any length); the column holds 64 characters.
+        request_id=(get_guid() or "")[:REQUEST_ID_MAX_LENGTH],
         outcome=outcome,
         detail=detail or {},
     )

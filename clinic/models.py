@@ -141,6 +141,9 @@ class Handpiece(models.Model):
         return self.serial_number
 
 
+REQUEST_ID_MAX_LENGTH = 64
+
+
 class AuditOutcome(models.TextChoices):
     SUCCESS = "success", "Success"
     DENIED = "denied", "Denied"
@@ -168,7 +171,7 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     patient_id = models.UUIDField(null=True, blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
+    request_id = models.CharField(max_length=REQUEST_ID_MAX_LENGTH, blank=True)
     outcome = models.CharField(max_length=10, choices=AuditOutcome.choices)
     detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
 

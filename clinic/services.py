@@ -5,6 +5,7 @@ Each service owns its transaction, validates the rules, and writes its audit eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -91,7 +92,20 @@ def create_clinic(
         object_id=admin.id,
         detail={"role": admin.role},
     )
+    for listener in _clinic_listeners:
+        listener(clinic, admin)
     return clinic, admin
+
+
+ClinicListener = Callable[[Clinic, User], None]
+_clinic_listeners: list[ClinicListener] = []
+
+
+def on_clinic_created(listener: ClinicListener) -> None:
+    """Let an app above seed a new clinic (e.g. its default aftercare template) in the same
+    transaction, without clinic importing it. Registered once, in that app's ready()."""
+    if listener not in _clinic_listeners:
+        _clinic_listeners.append(listener)
 
 
 @transaction.atomic
@@ -230,8 +244,9 @@ def login(*, username: str, password: str, client_address: str) -> tuple[str, da
     An attempt is counted before the password is checked, and given back if it succeeds, so
     concurrent guesses cannot all slip in before the first failure is recorded.
     """
-    user_key = f"user:{username.strip().lower()}"
-    address_key = f"address:{client_address}"
+    # Clipped to LoginFailureCounter.key: lower() can lengthen a name (e.g. "İ" becomes two).
+    user_key = f"user:{username.strip().lower()}"[:300]
+    address_key = f"address:{client_address}"[:300]
     over_limit = _count_attempt(user_key) > settings.LOGIN_FAILURE_LIMIT
     over_limit |= _count_attempt(address_key) > settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS
     known = User.objects.filter(username=username).only("id", "clinic_id").first()

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class TreatmentsConfig(AppConfig):
     name = "treatments"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from clinic.services import on_clinic_created
+        from treatments.services import seed_default_aftercare_template
+
+        on_clinic_created(seed_default_aftercare_template)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, JsonResponse
@@ -111,6 +112,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             logger.exception("Unmapped integrity error")
             return problem_response(409, "conflict", "The change conflicts with existing data.")
         exc = mapped
+
+    if isinstance(exc, RequestDataTooBig):
+        # Raised by Django when the body passes DATA_UPLOAD_MAX_MEMORY_SIZE: the client's fault.
+        return problem_response(413, "request_too_large", "The request body is too large.")
 
     if isinstance(exc, DomainError):
         response = problem_response(exc.status, exc.code, exc.detail, **exc.extra)

@@ -8,6 +8,7 @@ from tests.factories.clinic import (
     UserFactory,
 )
 from tests.factories.patients import PatientFactory, ScreeningFactory
+from tests.factories.treatments import TipLotFactory
 
 __all__ = [
     "PASSWORD",
@@ -16,5 +17,6 @@ __all__ = [
     "PatientFactory",
     "RoomFactory",
     "ScreeningFactory",
+    "TipLotFactory",
     "UserFactory",
 ]

@@ -3,13 +3,16 @@
 Demo data reaches into every app, so this command lives in the top layer.
 """
 
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from clinic import services as clinic_services
 from clinic.models import Clinic, Role, User
+from treatments import services as treatment_services
 
 DEMO_CLINIC = "Demo Clinic"
 DEMO_PASSWORD = "demo-Sk1nPen!"  # noqa: S105 - printed for the demo on purpose
@@ -51,6 +54,14 @@ class Command(BaseCommand):
                 clinic_services.create_room(actor=admin, name="Room 2")
             if not clinic.handpieces.exists():
                 clinic_services.create_handpiece(actor=admin, serial_number="SP-DEMO-0001")
+            treatment_services.seed_default_aftercare_template(clinic)
+            if not clinic.tip_lots.exists():
+                treatment_services.receive_tip_lot(
+                    actor=admin,
+                    lot_number="DEMO-LOT-001",
+                    expires_on=timezone.localdate() + timedelta(days=365),
+                    quantity_received=20,
+                )
 
         self.stdout.write(f"Demo clinic: {clinic.name} ({clinic.id}), timezone {clinic.timezone}")
         self.stdout.write("Demo logins (POST /api/v1/auth/token/):")

@@ -1,0 +1,91 @@
+"""Device rules for a SkinPen treatment: pure functions of plain values.
+
+Sources (../shared/domain.md): needle depth 0-2.5 mm in 0.25 mm steps; a treated area needs a
+depth above 0; above 1.5 mm safety and effectiveness have not been evaluated (labelling
+precaution), so it needs a recorded reason; no treatment inside the orbital rim (there is no
+such area to choose). The cartridge is single use and lot-tracked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+
+AREAS = ("forehead", "temples", "cheeks", "nose", "perioral", "chin", "jawline", "neck")
+DEPTH_STEP = Decimal("0.25")
+MIN_DEPTH = Decimal("0.25")
+MAX_DEPTH = Decimal("2.50")
+EVALUATED_MAX_DEPTH = Decimal("1.50")
+
+LOT_ACTIVE = "active"
+LOT_EXPIRED = "expired"
+LOT_EXHAUSTED = "exhausted"
+LOT_RECALLED = "recalled"
+
+
+def depth_error(depth: Decimal) -> str | None:
+    """Why a depth is not a SkinPen setting, or None."""
+    if not MIN_DEPTH <= depth <= MAX_DEPTH:
+        return f"Depth must be between {MIN_DEPTH} and {MAX_DEPTH} mm."
+    if depth % DEPTH_STEP != 0:
+        return f"Depth must be a multiple of {DEPTH_STEP} mm."
+    return None
+
+
+def depths_needing_override(depths: Iterable[Decimal]) -> list[Decimal]:
+    return [depth for depth in depths if depth > EVALUATED_MAX_DEPTH]
+
+
+def lot_status(
+    *,
+    expires_on: date,
+    quantity_received: int,
+    quantity_used: int,
+    recalled: bool,
+    today: date,
+) -> str:
+    """One status, by precedence: a recall outranks everything, then stock, then expiry."""
+    if recalled:
+        return LOT_RECALLED
+    if quantity_used >= quantity_received:
+        return LOT_EXHAUSTED
+    if expires_on < today:
+        return LOT_EXPIRED
+    return LOT_ACTIVE
+
+
+# The clinic's aftercare template starts as this, from domain.md's typical Skinfuse post-care;
+# a clinic edits it to its own protocol. Product names are only those domain.md names.
+DEFAULT_AFTERCARE_STEPS: tuple[dict[str, object], ...] = (
+    {
+        "day_offset": 0,
+        "product": "Skinfuse Lift HG",
+        "instruction": "Reapply the hydrogel as needed for up to 24 hours after treatment.",
+    },
+    {
+        "day_offset": 0,
+        "product": "Skinfuse Rescue",
+        "instruction": "Apply to calm the skin during the first 24 to 48 hours.",
+    },
+    {
+        "day_offset": 0,
+        "product": "",
+        "instruction": "No make-up or sunscreen for the rest of the treatment day.",
+    },
+    {
+        "day_offset": 0,
+        "product": "",
+        "instruction": "Limit sun exposure and avoid strenuous exercise or sweating for 72 hours.",
+    },
+    {
+        "day_offset": 1,
+        "product": "",
+        "instruction": "Sunscreen again from 24 hours after treatment.",
+    },
+    {
+        "day_offset": 1,
+        "product": "",
+        "instruction": "No retinoids or acids on days 1 to 6.",
+    },
+)
