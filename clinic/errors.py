@@ -52,6 +52,10 @@ class AuthenticationFailed(DomainError):
     title = "Not authenticated"
     default_detail = "Invalid username or password."
 
+    def __init__(self, detail: str | None = None) -> None:
+        # RFC 9110: a 401 names the scheme that would work.
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
 
 class Throttled(DomainError):
     status = 429

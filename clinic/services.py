@@ -249,7 +249,10 @@ def login(*, username: str, password: str, client_address: str) -> tuple[str, da
     address_key = f"address:{client_address}"[:300]
     over_limit = _count_attempt(user_key) > settings.LOGIN_FAILURE_LIMIT
     over_limit |= _count_attempt(address_key) > settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS
-    known = User.objects.filter(username=username).only("id", "clinic_id").first()
+    # Usernames are unique whatever their case, so a login names its user whatever the case.
+    known = (
+        User.objects.filter(username__iexact=username).only("id", "username", "clinic_id").first()
+    )
 
     def failed(outcome: str) -> None:
         audit.record(
@@ -268,7 +271,7 @@ def login(*, username: str, password: str, client_address: str) -> tuple[str, da
             "Too many failed logins. Try again later.",
             headers={"Retry-After": str(settings.LOGIN_FAILURE_WINDOW_SECONDS)},
         )
-    user = authenticate(username=username, password=password)
+    user = authenticate(username=known.username if known else username, password=password)
     if not isinstance(user, User) or user.clinic_id is None or not user.role:
         failed(AuditOutcome.FAILED)
         raise AuthenticationFailed()

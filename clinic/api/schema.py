@@ -35,23 +35,27 @@ ERROR_DESCRIPTIONS = {
 
 
 class ClinicAutoSchema(AutoSchema):
+    def _is_public(self) -> bool:
+        # get_auth() always lists the global bearer scheme; `{}` marks anonymous access allowed.
+        return {} in self.get_auth()
+
     def get_override_parameters(self) -> list[Any]:
         params = list(super().get_override_parameters())
-        if self.method == "POST":
+        # Keys are scoped to the user, so only signed-in POSTs take one.
+        if self.method == "POST" and not self._is_public():
             params.append(IDEMPOTENCY_KEY)
         return params
 
     def _error_statuses(self) -> list[int]:
         statuses = [500]
-        # get_auth() always lists the global bearer scheme; `{}` marks anonymous access allowed.
-        public = {} in self.get_auth()
+        public = self._is_public()
         if not public:
             statuses += [401, 403]
         if "{" in self.path:
             statuses.append(404)
         if self.method in ("POST", "PUT", "PATCH") or self.get_filter_backends():
             statuses.append(400)
-        if self.method == "POST":
+        if self.method == "POST" and not public:
             statuses += [409, 422]
         if self.path.endswith("/auth/token/"):
             statuses += [401, 429]

@@ -39,7 +39,7 @@ class ClinicSerializer(serializers.ModelSerializer):
 
 class StaffSerializer(serializers.ModelSerializer):
     password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
-    full_name = serializers.CharField(max_length=200, required=False, default="")
+    full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     role = serializers.ChoiceField(choices=Role.choices)
 
     class Meta:

@@ -157,3 +157,16 @@ def test_twenty_concurrent_bad_logins_let_at_most_the_limit_through(make_user, c
 
     assert statuses.count(401) == 5
     assert statuses.count(429) == 15
+
+
+@pytest.mark.django_db
+def test_login_names_the_user_whatever_the_case(make_user, clinic):
+    user = make_user(Role.FRONT_DESK, clinic, username="SamJones")
+    response = login("samjones", PASSWORD)
+    assert response.status_code == 200
+    assert AuditEvent.objects.get(action="auth.login", outcome="success").actor_id == user.id
+
+
+@pytest.mark.django_db
+def test_a_bad_login_names_the_bearer_scheme(front_desk):
+    assert login(front_desk.username, "nope")["WWW-Authenticate"] == "Bearer"
