@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("clinic.api.urls")),
     path("", include("patients.api.urls")),
     path("", include("scheduling.api.urls")),
+    path("", include("scheduling.api.notification_urls")),
     path("", include("treatments.api.urls")),
 ]
 
