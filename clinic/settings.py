@@ -215,7 +215,42 @@ CELERY_BEAT_SCHEDULE = {
         "task": "clinic.purge_idempotency_keys",
         "schedule": 3600.0,
     },
+    "scheduling.scan_notifications": {
+        "task": "scheduling.scan_notifications",
+        "schedule": float(NOTIFICATION_SCAN_SECONDS),
+        # Scans queued while no worker ran are worth nothing once the next one is due.
+        "options": {"expires": float(NOTIFICATION_SCAN_SECONDS)},
+    },
 }
+
+# --- Notifications (scheduling/notifications.py, scheduling/channels.py) -----------------------
+# Email goes through Django's email backends: the console in development and for the run
+# command; SMTP from EMAIL_URL (smtp+tls://user:password@host:587) or the EMAIL_* variables.
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=_email["EMAIL_BACKEND"])
+EMAIL_HOST = env.str("EMAIL_HOST", default=_email.get("EMAIL_HOST") or "localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=_email.get("EMAIL_PORT") or 25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default=_email.get("EMAIL_HOST_USER") or "")
+EMAIL_HOST_PASSWORD = env.str(
+    "EMAIL_HOST_PASSWORD", default=_email.get("EMAIL_HOST_PASSWORD") or ""
+)
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=bool(_email.get("EMAIL_USE_TLS")))
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=bool(_email.get("EMAIL_USE_SSL")))
+# A send must end well inside NOTIFICATION_CLAIM_TIMEOUT_SECONDS.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="no-reply@localhost")
+# SMS: the dotted path of a scheduling.channels.SMSBackend subclass (a provider's adapter),
+# built with SMS_BACKEND_OPTIONS (a JSON object) as keyword arguments.
+SMS_BACKEND = env.str("SMS_BACKEND", default="scheduling.channels.ConsoleSMSBackend")
+SMS_BACKEND_OPTIONS = env.json("SMS_BACKEND_OPTIONS", default={})
+# A failed send is retried after 1, 2, 4... times the base delay (capped), then `failed`.
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=5)
+NOTIFICATION_RETRY_BASE_SECONDS = env.int("NOTIFICATION_RETRY_BASE_SECONDS", default=60)
+NOTIFICATION_RETRY_MAX_SECONDS = env.int("NOTIFICATION_RETRY_MAX_SECONDS", default=3600)
+# A row claimed this long ago whose sender never reported back is reclaimed by the scan.
+NOTIFICATION_CLAIM_TIMEOUT_SECONDS = env.int("NOTIFICATION_CLAIM_TIMEOUT_SECONDS", default=300)
+# How many due rows one task sends before it hands the rest to a fresh task.
+NOTIFICATION_SEND_BATCH = env.int("NOTIFICATION_SEND_BATCH", default=500)
 
 # --- Logging -----------------------------------------------------------------------------------
 LOGGING = {

@@ -4,5 +4,14 @@ import os
 
 os.environ.setdefault("TESTING", "true")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# Messages stay in memory (django.core.mail.outbox, scheduling.channels.outbox); a test that
+# runs a real worker process points these at backends the test process can observe.
+os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+os.environ.setdefault("SMS_BACKEND", "scheduling.channels.LocmemSMSBackend")
 
 from clinic.settings import *  # noqa: F403
+
+# Each test client builds its own middleware, and WhiteNoise (autorefresh off) indexes every
+# static file when it starts: ~60 ms a client. In autorefresh mode it looks files up only when a
+# static URL is asked for, which no API test does.
+WHITENOISE_AUTOREFRESH = True

@@ -8,6 +8,7 @@ from tests.factories.clinic import (
     UserFactory,
 )
 from tests.factories.patients import PatientFactory, ScreeningFactory
+from tests.factories.scheduling import SeriesFactory, SessionFactory
 from tests.factories.treatments import TipLotFactory
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "PatientFactory",
     "RoomFactory",
     "ScreeningFactory",
+    "SeriesFactory",
+    "SessionFactory",
     "TipLotFactory",
     "UserFactory",
 ]

@@ -1,0 +1,101 @@
+"""GET /api/v1/notifications/: the outbox, read-only, for every role of the clinic."""
+
+from django.db.models import Q
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import mixins, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from clinic import audit
+from clinic.api.base import ClinicScopedViewSet
+from clinic.api.permissions import ALL_ROLES
+from scheduling.outbox import Channel, Notification, NotificationKind, NotificationStatus
+
+# The contract's statuses. `sending` (claimed by a worker this moment) is shown as pending.
+PUBLIC_STATUSES = [
+    (NotificationStatus.PENDING, "Pending"),
+    (NotificationStatus.SENT, "Sent"),
+    (NotificationStatus.FAILED, "Failed"),
+    (NotificationStatus.SKIPPED, "Skipped"),
+]
+
+
+@extend_schema_field(serializers.ChoiceField(choices=PUBLIC_STATUSES))
+class PublicStatusField(serializers.CharField):
+    def to_representation(self, value):
+        return NotificationStatus.PENDING if value == NotificationStatus.SENDING else value
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    patient = serializers.UUIDField(source="patient_id", read_only=True)
+    session = serializers.UUIDField(source="session_id", read_only=True, allow_null=True)
+    status = PublicStatusField(read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "patient",
+            "session",
+            "kind",
+            "channel",
+            "status",
+            "scheduled_for",
+            "sent_at",
+        ]
+        read_only_fields = fields
+
+
+class NotificationFilter(filters.FilterSet):
+    patient = filters.UUIDFilter(field_name="patient_id")
+    session = filters.UUIDFilter(field_name="session_id")
+    kind = filters.ChoiceFilter(choices=NotificationKind.choices)
+    channel = filters.ChoiceFilter(choices=Channel.choices)
+    status = filters.ChoiceFilter(choices=PUBLIC_STATUSES, method="filter_status")
+
+    class Meta:
+        model = Notification
+        fields: list[str] = []
+
+    def filter_status(self, queryset, name, value):
+        if value == NotificationStatus.PENDING:
+            return queryset.filter(
+                Q(status=NotificationStatus.PENDING) | Q(status=NotificationStatus.SENDING)
+            )
+        return queryset.filter(status=value)
+
+
+class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet):
+    """Messages to patients: reminders, nudges, check-ins, re-screen requests, recalls."""
+
+    queryset = Notification.objects.order_by("-scheduled_for", "-id")
+    serializer_class = NotificationSerializer
+    filterset_class = NotificationFilter
+    read_roles = ALL_ROLES
+    # Writes are not offered at all: every role gets 405 (auditors 403, as everywhere).
+    write_roles = ALL_ROLES
+    audit_object_type = "notification"
+
+    def filter_queryset(self, queryset):
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        audit.record_reads(
+            actor=request.user,
+            action="notification.list",
+            object_type="notification",
+            objects=[(n.id, n.patient_id) for n in page],
+        )
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        notification = self.get_object()
+        audit.record_reads(
+            actor=request.user,
+            action="notification.read",
+            object_type="notification",
+            objects=[(notification.id, notification.patient_id)],
+        )
+        return Response(self.get_serializer(notification).data)

@@ -1,0 +1,147 @@
+"""Shapes only: every rule lives in scheduling.services."""
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from clinic.api.base import ClinicRelatedField
+from clinic.models import Room, User
+from patients.models import Patient
+from scheduling import rules, selectors
+from scheduling.models import Indication, Series, Session, SessionFlag
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """A timestamp that names its offset. Without one, "10:00" could be the clinic's 10:00 or
+    UTC's, five hours apart: a booking must not be guessed."""
+
+    default_error_messages = {
+        "naive": "Include the UTC offset (e.g. 2026-03-08T10:00:00-05:00 or ...Z).",
+    }
+
+    def enforce_timezone(self, value):
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
+
+
+class SeriesSerializer(serializers.ModelSerializer):
+    patient = ClinicRelatedField(queryset=Patient.objects.all())
+    indication = serializers.ChoiceField(choices=Indication.choices)
+    planned_sessions = serializers.IntegerField(
+        min_value=rules.MIN_PLANNED_SESSIONS, max_value=rules.MAX_PLANNED_SESSIONS
+    )
+    interval_days = serializers.IntegerField(
+        min_value=1,
+        max_value=365,
+        required=False,
+        allow_null=True,
+        help_text="Days between sessions; the clinic's default_interval_days when left out.",
+    )
+    sessions_completed = serializers.IntegerField(read_only=True)
+    sessions_booked = serializers.IntegerField(
+        read_only=True, help_text="Sessions booked or checked in, not yet completed."
+    )
+    next_due_on = serializers.SerializerMethodField(
+        help_text=(
+            "When the next not-yet-booked session is due: one interval after the latest booked "
+            "or completed session, or the day the series was planned if none is; null when the "
+            "series is not active or every planned session is booked or done."
+        )
+    )
+
+    class Meta:
+        model = Series
+        fields = [
+            "id",
+            "patient",
+            "indication",
+            "planned_sessions",
+            "interval_days",
+            "status",
+            "sessions_completed",
+            "sessions_booked",
+            "next_due_on",
+        ]
+        read_only_fields = ["id", "status"]
+
+    @extend_schema_field(serializers.DateField(allow_null=True))
+    def get_next_due_on(self, series):
+        return selectors.next_due_on(series)
+
+
+class SeriesCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    number = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="Place among the series' booked and completed sessions; null when cancelled.",
+    )
+    duration_minutes = serializers.IntegerField(read_only=True)
+    flags = serializers.ListField(
+        child=serializers.ChoiceField(choices=SessionFlag.choices),
+        read_only=True,
+        help_text=(
+            "screening_expired: the latest screening will have lapsed by the session date "
+            "(re-screen before it); not_eligible: something else blocks treatment on that date."
+        ),
+    )
+
+    class Meta:
+        model = Session
+        fields = [
+            "id",
+            "series",
+            "patient",
+            "provider",
+            "room",
+            "starts_at",
+            "ends_at",
+            "duration_minutes",
+            "status",
+            "number",
+            "flags",
+            "cancel_reason",
+            "checked_in_at",
+        ]
+        read_only_fields = fields
+
+
+class BookingSerializer(serializers.Serializer):
+    series = ClinicRelatedField(queryset=Series.objects.all())
+    provider = ClinicRelatedField(
+        queryset=User.objects.all(), help_text="A staff member with the provider role."
+    )
+    room = ClinicRelatedField(queryset=Room.objects.all(), required=False, allow_null=True)
+    starts_at = AwareDateTimeField()
+    duration_minutes = serializers.IntegerField(
+        min_value=rules.MIN_DURATION_MINUTES,
+        max_value=rules.MAX_DURATION_MINUTES,
+        default=rules.DEFAULT_DURATION_MINUTES,
+    )
+
+
+class RescheduleSerializer(serializers.Serializer):
+    starts_at = AwareDateTimeField()
+    duration_minutes = serializers.IntegerField(
+        min_value=rules.MIN_DURATION_MINUTES,
+        max_value=rules.MAX_DURATION_MINUTES,
+        required=False,
+        help_text="Default: the session's current duration.",
+    )
+    provider = ClinicRelatedField(
+        queryset=User.objects.all(), required=False, help_text="Default: the current provider."
+    )
+    room = ClinicRelatedField(
+        queryset=Room.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Default: the current room; null for none.",
+    )
+
+
+class SessionCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")

@@ -1,0 +1,201 @@
+"""Treatment series (the plan) and their sessions (the bookings).
+
+PostgreSQL, not Python, is the judge of double booking: three exclusion constraints refuse two
+active sessions whose times overlap for the same provider, the same room or the same patient,
+however many requests race. Cancelled and no-show sessions fall outside the constraints' condition,
+so they free their time.
+"""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import (
+    ArrayField,
+    DateTimeRangeField,
+    RangeBoundary,
+    RangeOperators,
+)
+from django.db import models
+
+from clinic.models import Clinic, Room
+from patients.models import Patient
+
+
+class TsTzRange(models.Func):
+    """PostgreSQL's tstzrange(start, end, '[)'): a session holds [starts_at, ends_at), so two
+    back-to-back sessions (one ends at 10:00, the next starts at 10:00) do not overlap."""
+
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+
+class Indication(models.TextChoices):
+    ACNE_SCARS = "acne_scars", "Acne scars"
+    FINE_LINES_WRINKLES = "fine_lines_wrinkles", "Fine lines and wrinkles"
+    NECK_WRINKLES = "neck_wrinkles", "Neck wrinkles"
+
+
+class SeriesStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class SessionStatus(models.TextChoices):
+    BOOKED = "booked", "Booked"
+    CHECKED_IN = "checked_in", "Checked in"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+    NO_SHOW = "no_show", "No show"
+
+
+class SessionFlag(models.TextChoices):
+    SCREENING_EXPIRED = "screening_expired", "Screening will have expired"
+    NOT_ELIGIBLE = "not_eligible", "Not eligible on the session date"
+
+
+# Sessions that hold their time and their place in the series.
+ACTIVE_SESSION_STATUSES = (
+    SessionStatus.BOOKED,
+    SessionStatus.CHECKED_IN,
+    SessionStatus.COMPLETED,
+)
+# Sessions still to happen: the only ones that carry flags.
+OPEN_SESSION_STATUSES = (SessionStatus.BOOKED, SessionStatus.CHECKED_IN)
+
+
+class Series(models.Model):
+    """A planned course of 3-6 sessions for one indication.
+
+    Progress (sessions completed and booked, the next due date) is derived from the sessions
+    whenever it is read (scheduling.selectors), never stored, so it cannot drift.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="series")
+    indication = models.CharField(max_length=32, choices=Indication.choices)
+    planned_sessions = models.PositiveSmallIntegerField()
+    interval_days = models.PositiveSmallIntegerField()
+    status = models.CharField(
+        max_length=16, choices=SeriesStatus.choices, default=SeriesStatus.ACTIVE
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "series"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                name="scheduling_series_planned_sessions_range",
+                condition=models.Q(planned_sessions__gte=3, planned_sessions__lte=6),
+            ),
+            models.CheckConstraint(
+                name="scheduling_series_interval_days_range",
+                condition=models.Q(interval_days__gte=1, interval_days__lte=365),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["clinic", "-created_at"], name="scheduling_series_clinic"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_indication_display()} series of {self.patient_id}"
+
+
+class Session(models.Model):
+    """One booked treatment session of a series.
+
+    `patient` repeats the series' patient so that the patient exclusion constraint can see it.
+    A session's `number` in its series is computed when read, so it stays right when sessions
+    are cancelled or moved.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    series = models.ForeignKey(Series, on_delete=models.PROTECT, related_name="sessions")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="sessions")
+    provider = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    room = models.ForeignKey(
+        Room, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=SessionStatus.choices, default=SessionStatus.BOOKED
+    )
+    flags = ArrayField(models.CharField(max_length=32), default=list, blank=True)
+    cancel_reason = models.CharField(max_length=500, blank=True)
+    checked_in_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                name="scheduling_session_duration_range",
+                condition=models.Q(
+                    ends_at__gte=models.F("starts_at") + timedelta(minutes=15),
+                    ends_at__lte=models.F("starts_at") + timedelta(minutes=240),
+                ),
+            ),
+            models.CheckConstraint(
+                name="scheduling_session_flags_only_when_open",
+                condition=models.Q(flags=[]) | models.Q(status__in=OPEN_SESSION_STATUSES),
+            ),
+            ExclusionConstraint(
+                name="scheduling_session_no_provider_overlap",
+                expressions=[
+                    (TsTzRange("starts_at", "ends_at", RangeBoundary()), RangeOperators.OVERLAPS),
+                    ("provider", RangeOperators.EQUAL),
+                ],
+                condition=models.Q(status__in=ACTIVE_SESSION_STATUSES),
+            ),
+            ExclusionConstraint(
+                name="scheduling_session_no_room_overlap",
+                expressions=[
+                    (TsTzRange("starts_at", "ends_at", RangeBoundary()), RangeOperators.OVERLAPS),
+                    ("room", RangeOperators.EQUAL),
+                ],
+                condition=models.Q(status__in=ACTIVE_SESSION_STATUSES),
+            ),
+            ExclusionConstraint(
+                name="scheduling_session_no_patient_overlap",
+                expressions=[
+                    (TsTzRange("starts_at", "ends_at", RangeBoundary()), RangeOperators.OVERLAPS),
+                    ("patient", RangeOperators.EQUAL),
+                ],
+                condition=models.Q(status__in=ACTIVE_SESSION_STATUSES),
+            ),
+        ]
+        indexes = [
+            # The day view: one clinic's sessions in a time range.
+            models.Index(fields=["clinic", "starts_at"], name="scheduling_session_clinic_day"),
+            models.Index(fields=["series", "starts_at"], name="scheduling_session_series"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Session {self.id} at {self.starts_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def duration_minutes(self) -> int:
+        return int((self.ends_at - self.starts_at).total_seconds() // 60)
+
+
+from scheduling.outbox import Notification  # noqa: E402, F401

@@ -1,0 +1,110 @@
+"""The notification outbox: every message to a patient is a row here before it is sent.
+
+A row is the claim on a side effect. Its unique key says a message about one subject goes out
+once per channel, ever, however many scans, retries or workers see it; its status moves
+pending -> sending -> sent by conditional UPDATEs (scheduling.notifications), so of two workers
+only one sends it. Loaded by scheduling.models (one import line at its end).
+"""
+
+import uuid
+
+from django.db import models
+
+from clinic.models import Clinic
+from patients.models import Patient
+from scheduling.models import Session
+
+
+class NotificationKind(models.TextChoices):
+    SESSION_REMINDER = "session_reminder", "Session reminder"
+    NEXT_SESSION_DUE = "next_session_due", "Next session due"
+    AFTERCARE_CHECKIN = "aftercare_checkin", "Aftercare check-in"
+    SCREENING_EXPIRING = "screening_expiring", "Screening expiring"
+    LOT_RECALL = "lot_recall", "Lot recall"
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    # Claimed by one worker, which is sending it now (or died doing so: reclaimed later).
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class Notification(models.Model):
+    """One message to one patient on one channel.
+
+    `subject_key` names what the message is about, so the same fact never makes two messages:
+    a session (and its start time) for a reminder, "series:<id>:after:<session id>" for a
+    next-session nudge, the treated session for the aftercare check-in, "session:<id>" for a
+    screening that will have lapsed, "lot:<id>" for a recall. The patient is part of the key
+    because one recalled lot concerns many patients; for every other kind the subject already
+    belongs to exactly one patient.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="notifications")
+    session = models.ForeignKey(
+        Session, on_delete=models.PROTECT, related_name="notifications", null=True, blank=True
+    )
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    subject_key = models.CharField(max_length=200)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    status = models.CharField(
+        max_length=8, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
+    )
+    # Not before this instant (the reminder lead time, a retry's backoff, daytime for nudges).
+    scheduled_for = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # Why the last attempt failed or why the row was skipped; never message text.
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-scheduled_for", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "subject_key", "channel", "patient"],
+                name="scheduling_notification_once",
+            ),
+            models.CheckConstraint(
+                name="scheduling_notification_sent_has_sent_at",
+                condition=~models.Q(status=NotificationStatus.SENT)
+                | models.Q(sent_at__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="scheduling_notification_sending_has_claim",
+                condition=~models.Q(status=NotificationStatus.SENDING)
+                | models.Q(claimed_at__isnull=False),
+            ),
+        ]
+        indexes = [
+            # The sender: due pending rows, oldest first.
+            models.Index(
+                fields=["status", "scheduled_for"],
+                name="scheduling_notification_due",
+                condition=models.Q(status=NotificationStatus.PENDING),
+            ),
+            # The reclaim of rows whose sender died.
+            models.Index(
+                fields=["claimed_at"],
+                name="scheduling_notification_claim",
+                condition=models.Q(status=NotificationStatus.SENDING),
+            ),
+            # The API list: one clinic's rows, newest first.
+            models.Index(
+                fields=["clinic", "-scheduled_for", "-id"], name="scheduling_notification_list"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.channel} to {self.patient_id}: {self.status}"

@@ -1,0 +1,105 @@
+"""Series and booking rules: pure functions of plain values (no ORM, no clock).
+
+Sources (../shared/domain.md): the SkinPen neck-wrinkle clearance (K202243) is for Fitzpatrick
+II-IV only; a series is 3-6 sessions; spacing and durations are clinic practice, so the minimum
+interval is a per-clinic setting passed in here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, timedelta
+
+from patients.rules import SCREENING_EXPIRED
+
+MIN_PLANNED_SESSIONS = 3
+MAX_PLANNED_SESSIONS = 6
+MIN_DURATION_MINUTES = 15
+MAX_DURATION_MINUTES = 240
+DEFAULT_DURATION_MINUTES = 60
+
+NECK_WRINKLES = "neck_wrinkles"
+NECK_FITZPATRICK_TYPES = frozenset({2, 3, 4})
+
+BOOKED = "booked"
+CHECKED_IN = "checked_in"
+COMPLETED = "completed"
+CANCELLED = "cancelled"
+NO_SHOW = "no_show"
+
+# The whole state machine. Anything not listed is refused (409 invalid_state).
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    BOOKED: frozenset({CHECKED_IN, CANCELLED, NO_SHOW, COMPLETED}),
+    CHECKED_IN: frozenset({COMPLETED, CANCELLED, NO_SHOW}),
+    COMPLETED: frozenset(),
+    CANCELLED: frozenset(),
+    NO_SHOW: frozenset(),
+}
+# Only a booked session is moved: once the patient has checked in, the visit is under way.
+RESCHEDULABLE = frozenset({BOOKED})
+
+FLAG_SCREENING_EXPIRED = "screening_expired"
+FLAG_NOT_ELIGIBLE = "not_eligible"
+
+
+def indication_allowed(indication: str, fitzpatrick_type: int) -> bool:
+    """Neck wrinkles are cleared for Fitzpatrick II-IV only; the face for every type."""
+    return indication != NECK_WRINKLES or fitzpatrick_type in NECK_FITZPATRICK_TYPES
+
+
+def can_transition(current: str, target: str) -> bool:
+    return target in TRANSITIONS.get(current, frozenset())
+
+
+def sources_of(target: str) -> frozenset[str]:
+    """The statuses a session may move to `target` from: the WHERE of a conditional UPDATE."""
+    return frozenset(source for source, targets in TRANSITIONS.items() if target in targets)
+
+
+def too_close(day: date, other_days: Iterable[date], min_interval_days: int) -> list[date]:
+    """The other sessions' days less than `min_interval_days` before or after `day`."""
+    return sorted(d for d in other_days if abs((day - d).days) < min_interval_days)
+
+
+def booking_decision(reasons: Sequence[str]) -> tuple[tuple[str, ...], list[str]]:
+    """(blocking reasons, flags) for a booking, given the eligibility reasons on its date.
+
+    A series is booked ahead, so a session after the screening's validity is booked anyway and
+    flagged for a re-screen; every other reason (including no screening at all) blocks.
+    """
+    if tuple(reasons) == (SCREENING_EXPIRED,):
+        return (), [FLAG_SCREENING_EXPIRED]
+    return tuple(reasons), []
+
+
+def session_flags(reasons: Sequence[str]) -> list[str]:
+    """The flags an open session carries, given the eligibility reasons on its date."""
+    flags = []
+    if SCREENING_EXPIRED in reasons:
+        flags.append(FLAG_SCREENING_EXPIRED)
+    if any(reason != SCREENING_EXPIRED for reason in reasons):
+        flags.append(FLAG_NOT_ELIGIBLE)
+    return flags
+
+
+def next_due_on(
+    *,
+    is_active: bool,
+    planned_sessions: int,
+    active_sessions: int,
+    last_session_on: date | None,
+    interval_days: int,
+    created_on: date,
+) -> date | None:
+    """When the next not-yet-booked session of the series is due.
+
+    None when the series is over or every planned session is booked or done. Otherwise one
+    interval after the latest booked or completed session (the next one is spaced from it), or,
+    before anything is booked, the day the series was planned: it is due from the start. A date
+    in the past means overdue.
+    """
+    if not is_active or active_sessions >= planned_sessions:
+        return None
+    if last_session_on is None:
+        return created_on
+    return last_session_on + timedelta(days=interval_days)

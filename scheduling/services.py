@@ -1,0 +1,522 @@
+"""Every write of series and sessions. Each owns its transaction and writes its audit event.
+
+Concurrency is decided by PostgreSQL:
+- Overlaps (same provider, room or patient) are refused by exclusion constraints. Services check
+  first for a precise answer; when a concurrent booking wins the race anyway, the constraint's
+  refusal is turned into the very same error.
+- "Series full" and the interval rule are decided one booking at a time per series: booking and
+  rescheduling lock the series row (FOR NO KEY UPDATE) before they look at its sessions.
+- Booking locks the patient row too, as recording a screening and archiving do, so a new
+  screening cannot slip between a booking's eligibility check and its commit (the session's
+  flags would be stale) and an archived patient gets no new session.
+- Status changes are conditional UPDATEs (WHERE status IN the allowed sources): of two racing
+  transitions exactly one changes the row.
+- Locks are always taken in one order, patient -> session rows (by id) -> series, the order the
+  treatments app already follows when it completes a session (session row, then
+  complete_session), so no two of these paths can deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from clinic import audit
+from clinic.errors import DomainError, InvalidInput, InvalidState, error_for_integrity_error
+from clinic.models import Role, Room, User
+from patients import rules as patient_rules
+from patients import selectors as patient_selectors
+from patients.models import Patient, Screening
+from scheduling import rules
+from scheduling.errors import (
+    IndicationNotAllowed,
+    IntervalTooShort,
+    PatientNotEligible,
+    PatientUnavailable,
+    ProviderUnavailable,
+    RoomUnavailable,
+    SeriesFull,
+)
+from scheduling.models import (
+    ACTIVE_SESSION_STATUSES,
+    OPEN_SESSION_STATUSES,
+    Series,
+    SeriesStatus,
+    Session,
+    SessionStatus,
+)
+from scheduling.selectors import active_sessions_of_series, local_date
+
+
+class _Keep:
+    """Marks an optional argument left out: keep the current value."""
+
+
+KEEP = _Keep()
+
+
+# --- Series -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_series(
+    *,
+    actor: User,
+    patient: Patient,
+    indication: str,
+    planned_sessions: int,
+    interval_days: int | None = None,
+) -> Series:
+    # Locked so that an archive running at the same time comes strictly before or after.
+    patient = (
+        Patient.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("clinic")
+        .get(pk=patient.pk)
+    )
+    clinic = patient.clinic
+    if interval_days is None:
+        interval_days = clinic.default_interval_days
+    errors: dict[str, list[str]] = {}
+    if not rules.MIN_PLANNED_SESSIONS <= planned_sessions <= rules.MAX_PLANNED_SESSIONS:
+        errors["planned_sessions"] = [
+            f"Must be {rules.MIN_PLANNED_SESSIONS} to {rules.MAX_PLANNED_SESSIONS}."
+        ]
+    if interval_days < clinic.min_interval_days:
+        errors["interval_days"] = [
+            f"Must be at least the clinic's minimum interval ({clinic.min_interval_days} days)."
+        ]
+    if errors:
+        raise InvalidInput(errors)
+    if patient.is_archived:
+        raise InvalidState("The patient is archived.")
+    if not rules.indication_allowed(indication, patient.fitzpatrick_type):
+        raise IndicationNotAllowed("Neck wrinkles are cleared for Fitzpatrick types II to IV only.")
+    series = Series.objects.create(
+        clinic=clinic,
+        patient=patient,
+        indication=indication,
+        planned_sessions=planned_sessions,
+        interval_days=interval_days,
+        created_by=actor,
+    )
+    audit.record(
+        actor=actor,
+        action="series.create",
+        object_type="series",
+        object_id=series.id,
+        patient_id=patient.id,
+    )
+    return series
+
+
+@transaction.atomic
+def cancel_series(*, actor: User, series: Series, reason: str = "") -> Series:
+    """Cancel the series and its sessions still to come; past and finished ones stay as they are."""
+    # Patient first: a booking for this series (which locks the patient too) either committed
+    # before, and its session is cancelled here, or waits and then finds the series cancelled.
+    _lock_patient(series.patient_id)
+    now = timezone.now()
+    ids = list(
+        Session.objects.filter(series_id=series.pk, status__in=OPEN_SESSION_STATUSES)
+        .filter(starts_at__gt=now)
+        .select_for_update(no_key=True)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    series = Series.objects.select_for_update(no_key=True).get(pk=series.pk)
+    if series.status != SeriesStatus.ACTIVE:
+        raise InvalidState(f"The series is {series.status}.")
+    Session.objects.filter(pk__in=ids).update(
+        status=SessionStatus.CANCELLED,
+        cancel_reason=reason or "Series cancelled.",
+        cancelled_at=now,
+        flags=[],
+        updated_at=now,
+    )
+    series.status = SeriesStatus.CANCELLED
+    series.cancelled_at = now
+    series.save(update_fields=["status", "cancelled_at", "updated_at"])
+    for session_id in ids:
+        audit.record(
+            actor=actor,
+            action="session.cancel",
+            object_type="session",
+            object_id=session_id,
+            patient_id=series.patient_id,
+            detail={"via": "series.cancel"},
+        )
+    audit.record(
+        actor=actor,
+        action="series.cancel",
+        object_type="series",
+        object_id=series.id,
+        patient_id=series.patient_id,
+        detail={"sessions_cancelled": len(ids)},
+    )
+    return series
+
+
+def _lock_patient(patient_id: UUID) -> Patient:
+    return Patient.objects.select_for_update(no_key=True).get(pk=patient_id)
+
+
+def _lock_series(series_id: UUID, *, patient: Patient | None = None) -> Series:
+    """The series, locked, with its clinic (unlocked) and its patient (locked by the caller)."""
+    series = (
+        Series.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("clinic", "patient")
+        .get(pk=series_id)
+    )
+    if patient is not None:
+        series.patient = patient
+    return series
+
+
+# --- Booking ----------------------------------------------------------------------------------
+
+
+def book_session(
+    *,
+    actor: User,
+    series: Series,
+    provider: User,
+    starts_at: datetime,
+    duration_minutes: int = rules.DEFAULT_DURATION_MINUTES,
+    room: Room | None = None,
+) -> Session:
+    with transaction.atomic():
+        patient = _lock_patient(series.patient_id)
+        series = _lock_series(series.pk, patient=patient)
+        session = Session(
+            clinic=series.clinic,
+            series=series,
+            patient=series.patient,
+            provider=provider,
+            room=room,
+            starts_at=starts_at,
+            ends_at=_ends_at(starts_at, duration_minutes),
+            status=SessionStatus.BOOKED,
+            created_by=actor,
+        )
+        _check_booking(session, series, new=True)
+        _save_checked(session, force_insert=True)
+        audit.record(
+            actor=actor,
+            action="session.book",
+            object_type="session",
+            object_id=session.id,
+            patient_id=session.patient_id,
+            detail={"series": str(series.id), "starts_at": session.starts_at.isoformat()},
+        )
+    return session
+
+
+def reschedule_session(
+    *,
+    actor: User,
+    session: Session,
+    starts_at: datetime,
+    duration_minutes: int | None = None,
+    provider: User | _Keep = KEEP,
+    room: Room | _Keep | None = KEEP,
+) -> Session:
+    """Move a booked session (optionally to another provider or room), with every booking check."""
+    with transaction.atomic():
+        session = Session.objects.select_for_update(no_key=True).get(pk=session.pk)
+        series = _lock_series(session.series_id)
+        if session.status not in rules.RESCHEDULABLE:
+            raise InvalidState(f"A {session.status} session cannot be rescheduled.")
+        old_starts_at = session.starts_at
+        if duration_minutes is None:
+            duration_minutes = session.duration_minutes
+        session.starts_at = starts_at
+        session.ends_at = _ends_at(starts_at, duration_minutes)
+        if not isinstance(provider, _Keep):
+            session.provider = provider
+        if not isinstance(room, _Keep):
+            session.room = room
+        _check_booking(session, series, new=False)
+        _save_checked(session)
+        audit.record(
+            actor=actor,
+            action="session.reschedule",
+            object_type="session",
+            object_id=session.id,
+            patient_id=session.patient_id,
+            detail={"from": old_starts_at.isoformat(), "to": session.starts_at.isoformat()},
+        )
+    return session
+
+
+def _ends_at(starts_at: datetime, duration_minutes: int) -> datetime:
+    if not rules.MIN_DURATION_MINUTES <= duration_minutes <= rules.MAX_DURATION_MINUTES:
+        raise InvalidInput(
+            {
+                "duration_minutes": [
+                    f"Must be {rules.MIN_DURATION_MINUTES} to {rules.MAX_DURATION_MINUTES}."
+                ]
+            }
+        )
+    return starts_at + timedelta(minutes=duration_minutes)
+
+
+def _check_booking(session: Session, series: Series, *, new: bool) -> None:
+    """Every rule a booked time must meet, in the order the answers are most useful.
+
+    Malformed input first (400), then the state of the series (409 invalid_state), then the
+    time slot itself (409 unavailable), then the series' own rules and the patient's
+    eligibility (409 full, 422). The slot comes before the series rules on purpose: a request
+    for a taken time is told the time is taken, whichever series it was made for.
+    Sets the session's flags.
+    """
+    errors: dict[str, list[str]] = {}
+    provider = session.provider
+    if (
+        provider.role != Role.PROVIDER
+        or provider.clinic_id != series.clinic_id
+        or not provider.is_active
+    ):
+        errors["provider"] = ["Must be an active staff member with the provider role."]
+    if session.room is not None and (
+        session.room.clinic_id != series.clinic_id or not session.room.is_active
+    ):
+        errors["room"] = ["Must be an active room of the clinic."]
+    if session.starts_at < timezone.now():
+        errors["starts_at"] = ["Must not be in the past."]
+    if errors:
+        raise InvalidInput(errors)
+
+    if series.status != SeriesStatus.ACTIVE:
+        raise InvalidState(f"The series is {series.status}.")
+    if series.patient.is_archived:
+        raise InvalidState("The patient is archived.")
+
+    overlap = _overlap_error(session)
+    if overlap is not None:
+        raise overlap
+
+    others = active_sessions_of_series(series.id, exclude_id=None if new else session.id)
+    if new and len(others) >= series.planned_sessions:
+        raise SeriesFull(f"The series already has its {series.planned_sessions} planned sessions.")
+    clinic = series.clinic
+    day = local_date(session.starts_at, clinic)
+    close = rules.too_close(
+        day, (local_date(at, clinic) for _id, at in others), clinic.min_interval_days
+    )
+    if close:
+        raise IntervalTooShort(
+            f"Sessions of a series must be at least {clinic.min_interval_days} days apart; "
+            f"this series has a session on {', '.join(d.isoformat() for d in close)}."
+        )
+
+    eligibility = patient_selectors.eligibility_on(series.patient, day)
+    blocking, flags = rules.booking_decision(eligibility.reasons)
+    if blocking:
+        raise PatientNotEligible(blocking, f"The patient is not eligible on {day.isoformat()}.")
+    session.flags = flags
+
+
+def _overlap_error(session: Session) -> DomainError | None:
+    """Which of provider, room and patient already has an active session at that time."""
+    clash = Q(provider_id=session.provider_id) | Q(patient_id=session.patient_id)
+    if session.room_id is not None:
+        clash |= Q(room_id=session.room_id)
+    taken = list(
+        Session.objects.filter(
+            clash,
+            status__in=ACTIVE_SESSION_STATUSES,
+            starts_at__lt=session.ends_at,
+            ends_at__gt=session.starts_at,
+        )
+        .exclude(pk=session.pk)
+        .values_list("provider_id", "room_id", "patient_id")
+    )
+    if any(provider_id == session.provider_id for provider_id, _, _ in taken):
+        return ProviderUnavailable()
+    if session.room_id is not None and any(room_id == session.room_id for _, room_id, _ in taken):
+        return RoomUnavailable()
+    if taken:
+        return PatientUnavailable()
+    return None
+
+
+def _save_checked(session: Session, **save_kwargs: Any) -> None:
+    """Save, turning an exclusion-constraint refusal into the contract's error.
+
+    The savepoint keeps the transaction usable after the refusal, so the overlap check can run
+    again: by then the winning booking has committed and is visible, and the answer names the
+    same resource the check would have named had it come first.
+    """
+    try:
+        with transaction.atomic():
+            session.save(**save_kwargs)
+    except IntegrityError as exc:
+        error = _overlap_error(session) or error_for_integrity_error(exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+# --- Status changes ---------------------------------------------------------------------------
+
+
+def check_in_session(*, actor: User, session: Session) -> Session:
+    return _transition(
+        actor=actor,
+        session=session,
+        target=SessionStatus.CHECKED_IN,
+        action="session.check_in",
+        checked_in_at=timezone.now(),
+    )
+
+
+def cancel_session(*, actor: User, session: Session, reason: str = "") -> Session:
+    return _transition(
+        actor=actor,
+        session=session,
+        target=SessionStatus.CANCELLED,
+        action="session.cancel",
+        cancel_reason=reason,
+        cancelled_at=timezone.now(),
+    )
+
+
+def mark_no_show(*, actor: User, session: Session) -> Session:
+    return _transition(
+        actor=actor, session=session, target=SessionStatus.NO_SHOW, action="session.no_show"
+    )
+
+
+def complete_session(*, actor: User, session: Session, performed_at: datetime) -> Session:
+    """Mark a session treated; the series completes with its last planned session.
+
+    Called by the treatments app when a treatment is recorded (scheduling never imports
+    treatments). Raises InvalidState unless the session is booked or checked in.
+    """
+    with transaction.atomic():
+        session = _transition(
+            actor=actor,
+            session=session,
+            target=SessionStatus.COMPLETED,
+            action="session.complete",
+            completed_at=performed_at,
+        )
+        # Locked after the session (the one lock order): of two last sessions completed at
+        # once, the second to get the lock counts after the first has committed.
+        series = _lock_series(session.series_id)
+        completed = Session.objects.filter(series=series, status=SessionStatus.COMPLETED).count()
+        if series.status == SeriesStatus.ACTIVE and completed >= series.planned_sessions:
+            series.status = SeriesStatus.COMPLETED
+            series.completed_at = performed_at
+            series.save(update_fields=["status", "completed_at", "updated_at"])
+            audit.record(
+                actor=actor,
+                action="series.complete",
+                object_type="series",
+                object_id=series.id,
+                patient_id=series.patient_id,
+            )
+    return session
+
+
+def _transition(
+    *, actor: User, session: Session, target: str, action: str, **changes: Any
+) -> Session:
+    """Move a session to `target` if, and only if, its current status allows it.
+
+    One conditional UPDATE decides: of two racing transitions, only one finds the row still
+    in an allowed status.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        if target not in OPEN_SESSION_STATUSES:
+            changes["flags"] = []
+        updated = Session.objects.filter(pk=session.pk, status__in=rules.sources_of(target)).update(
+            status=target, updated_at=now, **changes
+        )
+        if not updated:
+            current = Session.objects.filter(pk=session.pk).values_list("status", flat=True)
+            raise InvalidState(f"A {current.first() or 'missing'} session cannot become {target}.")
+        audit.record(
+            actor=actor,
+            action=action,
+            object_type="session",
+            object_id=session.pk,
+            patient_id=session.patient_id,
+        )
+        return Session.objects.get(pk=session.pk)
+
+
+# --- Flags ------------------------------------------------------------------------------------
+
+
+def refresh_flags(
+    *, patient_id: UUID | None = None, session_ids: Iterable[UUID] | None = None
+) -> dict[UUID, list[str]]:
+    """Recompute the flags of open sessions (one patient's, or the given ones).
+
+    Runs inside the caller's transaction when there is one (a screening being recorded), so
+    the flags change together with their cause. Returns the sessions whose flags changed, with
+    their new flags, for whoever needs to tell someone (the notification scan).
+    """
+    if patient_id is None and session_ids is None:
+        raise ValueError("refresh_flags needs a patient_id or session_ids")
+    sessions = Session.objects.filter(status__in=OPEN_SESSION_STATUSES)
+    if patient_id is not None:
+        sessions = sessions.filter(patient_id=patient_id)
+    if session_ids is not None:
+        sessions = sessions.filter(pk__in=list(session_ids))
+    with transaction.atomic():
+        rows = list(
+            sessions.select_for_update(no_key=True, of=("self",))
+            .select_related("patient", "clinic")
+            .order_by("id")
+        )
+        latest = _latest_screenings({row.patient_id for row in rows})
+        changed: list[Session] = []
+        now = timezone.now()
+        for row in rows:
+            result = patient_rules.eligibility_on(
+                date_of_birth=row.patient.date_of_birth,
+                screening=patient_selectors.screening_facts(latest.get(row.patient_id)),
+                on=local_date(row.starts_at, row.clinic),
+            )
+            flags = rules.session_flags(result.reasons)
+            if flags != row.flags:
+                row.flags = flags
+                row.updated_at = now
+                changed.append(row)
+        Session.objects.bulk_update(changed, ["flags", "updated_at"])
+        for row in changed:
+            audit.record(
+                actor=None,
+                actor_label="scheduling.refresh_flags",
+                clinic_id=row.clinic_id,
+                action="session.flags",
+                object_type="session",
+                object_id=row.id,
+                patient_id=row.patient_id,
+            )
+    return {row.id: row.flags for row in changed}
+
+
+def _latest_screenings(patient_ids: set[UUID]) -> dict[UUID, Screening]:
+    if not patient_ids:
+        return {}
+    latest = (
+        Screening.objects.filter(patient_id__in=patient_ids)
+        .order_by("patient_id", "-screened_at", "-id")
+        .distinct("patient_id")
+    )
+    return {screening.patient_id: screening for screening in latest}
+
+
+def on_screening_recorded(patient_id: UUID) -> None:
+    """Registered with patients.services in SchedulingConfig.ready()."""
+    refresh_flags(patient_id=patient_id)

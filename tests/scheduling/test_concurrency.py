@@ -1,0 +1,153 @@
+"""Races decided by PostgreSQL: many requests at once for the same slot, series or session.
+
+Each request runs in its own thread with its own database connection, through the whole HTTP
+stack. Tokens and data are created before the threads start.
+"""
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+
+from clinic.models import Role
+from scheduling.models import Session
+from tests.factories import PatientFactory, RoomFactory, ScreeningFactory, SeriesFactory
+
+REQUESTS = 100
+WORKERS = 16
+
+
+def race(calls):
+    """Run the calls concurrently; Counter of (status, code) of the answers."""
+
+    def run(call):
+        try:
+            response = call()
+            return response.status_code, response.json().get("code")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return Counter(pool.map(run, calls))
+
+
+@pytest.fixture
+def clients(api, front_desk):
+    def make(n):
+        made = [api(front_desk) for _ in range(n)]
+        for client in made:
+            client.raise_request_exception = False  # a crash must show up as a 500, counted
+        return made
+
+    return make
+
+
+@pytest.fixture
+def many_series(clinic, front_desk):
+    """`n` series, each of its own eligible patient."""
+
+    def make(n, **kwargs):
+        patients = PatientFactory.create_batch(n, clinic=clinic)
+        for patient in patients:
+            ScreeningFactory(patient=patient, screened_by=front_desk)
+        return [SeriesFactory(patient=p, created_by=front_desk, **kwargs) for p in patients]
+
+    return make
+
+
+@pytest.fixture
+def many_providers(make_user, clinic):
+    return lambda n: [make_user(Role.PROVIDER, clinic) for _ in range(n)]
+
+
+def post_booking(client, series, provider, starts_at, **extra):
+    body = {
+        "series": str(series.id),
+        "provider": str(provider.id),
+        "starts_at": starts_at.isoformat(),
+        **extra,
+    }
+    return lambda: client.post("/api/v1/sessions/", body)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_provider_one_time_exactly_one_booking(clients, many_series, provider, at):
+    series = many_series(REQUESTS)
+    calls = [
+        post_booking(client, s, provider, at(5))
+        for client, s in zip(clients(REQUESTS), series, strict=True)
+    ]
+    assert race(calls) == {(201, None): 1, (409, "provider_unavailable"): REQUESTS - 1}
+    assert Session.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_room_one_time_exactly_one_booking(clients, many_series, many_providers, clinic, at):
+    room = RoomFactory(clinic=clinic)
+    calls = [
+        post_booking(client, s, p, at(5), room=str(room.id))
+        for client, s, p in zip(
+            clients(REQUESTS), many_series(REQUESTS), many_providers(REQUESTS), strict=True
+        )
+    ]
+    assert race(calls) == {(201, None): 1, (409, "room_unavailable"): REQUESTS - 1}
+    assert Session.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_patient_one_time_exactly_one_booking(clients, many_providers, patient, front_desk, at):
+    # Several series of the same patient, so the series rules are not what stops them.
+    series = [
+        SeriesFactory(patient=patient, created_by=front_desk, planned_sessions=6) for _ in range(4)
+    ]
+    calls = [
+        post_booking(client, series[i % len(series)], p, at(5))
+        for i, (client, p) in enumerate(
+            zip(clients(REQUESTS), many_providers(REQUESTS), strict=True)
+        )
+    ]
+    assert race(calls) == {(201, None): 1, (409, "patient_unavailable"): REQUESTS - 1}
+    assert Session.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_partly_overlapping_times_exactly_one_booking(clients, many_series, provider, at):
+    # Two-hour sessions starting a minute apart: every pair overlaps, none exactly.
+    calls = [
+        post_booking(client, s, provider, at(5) + timedelta(minutes=i), duration_minutes=120)
+        for i, (client, s) in enumerate(zip(clients(REQUESTS), many_series(REQUESTS), strict=True))
+    ]
+    assert race(calls) == {(201, None): 1, (409, "provider_unavailable"): REQUESTS - 1}
+    assert Session.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_series_never_takes_more_than_its_planned_sessions(clients, many_providers, series, at):
+    # Five well-spaced days for a three-session series, all asked for at once.
+    days = [1, 22, 43, 64, 85]
+    calls = [
+        post_booking(client, series, p, at(day))
+        for client, p, day in zip(clients(5), many_providers(5), days, strict=True)
+    ]
+    assert race(calls) == {(201, None): 3, (409, "series_full"): 2}
+    assert Session.objects.filter(series=series).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_status_changes_have_one_winner(clients, many_series, provider, at):
+    from tests.factories import SessionFactory
+
+    session = SessionFactory(series=many_series(1)[0], provider=provider, starts_at=at(2))
+    actions = ["check-in", "cancel", "no-show"] * 7
+    calls = [
+        (lambda c=client, a=action: c.post(f"/api/v1/sessions/{session.id}/{a}/"))
+        for client, action in zip(clients(len(actions)), actions, strict=True)
+    ]
+    outcome = race(calls)
+    session.refresh_from_db()
+    # check-in may win and then be followed by one cancel or no-show; nothing else changes it.
+    assert outcome[(200, None)] in (1, 2)
+    assert outcome[(409, "invalid_state")] == len(actions) - outcome[(200, None)]
+    assert session.status in ("checked_in", "cancelled", "no_show")
