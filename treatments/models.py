@@ -1,11 +1,17 @@
 """Cartridge (tip) lots, treatment records and Skinfuse aftercare."""
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Value
+from django.db.models.functions import Mod
+from django.db.models.lookups import Exact
 
 from clinic.models import Clinic
+from treatments import rules
 
 
 class TipLot(models.Model):
@@ -88,3 +94,135 @@ class AftercareTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TreatmentRecord(models.Model):
+    """What was done in one session: the cartridge lot used (one cartridge, once), the
+    handpiece, and the needle depth per area. Never edited in place: corrections are
+    `TreatmentAmendment`s that keep this record as it was written."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    session = models.ForeignKey(
+        "scheduling.Session", on_delete=models.PROTECT, related_name="treatment_records"
+    )
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.PROTECT, related_name="treatment_records"
+    )
+    provider = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    tip_lot = models.ForeignKey(TipLot, on_delete=models.PROTECT, related_name="treatments")
+    # The UDI production identifiers as they were at use, for recalls and exports.
+    lot_number = models.CharField(max_length=64)
+    lot_expires_on = models.DateField()
+    handpiece = models.ForeignKey(
+        "clinic.Handpiece", on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    handpiece_serial = models.CharField(max_length=64, blank=True)
+    performed_at = models.DateTimeField()
+    notes = models.TextField(blank=True)
+    depth_override_reason = models.TextField(blank=True)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-performed_at", "-id"]
+        constraints = [
+            # A session uses one tip, once.
+            models.UniqueConstraint(
+                fields=["session"], name="treatments_treatmentrecord_one_per_session"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tip_lot", "-performed_at"], name="treatments_record_lot"),
+            models.Index(fields=["clinic", "-performed_at"], name="treatments_record_clinic"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Treatment of session {self.session_id}"
+
+
+class TreatmentDepth(models.Model):
+    record = models.ForeignKey(TreatmentRecord, on_delete=models.PROTECT, related_name="depths")
+    area = models.CharField(max_length=16)
+    depth_mm = models.DecimalField(max_digits=3, decimal_places=2)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record", "area"], name="treatments_treatmentdepth_area_once"
+            ),
+            models.CheckConstraint(
+                name="treatments_treatmentdepth_known_area",
+                condition=models.Q(area__in=rules.AREAS),
+            ),
+            # SkinPen settings: 0.25 to 2.5 mm (a treated area is above 0) ...
+            models.CheckConstraint(
+                name="treatments_treatmentdepth_depth_range",
+                condition=models.Q(depth_mm__gte=rules.MIN_DEPTH, depth_mm__lte=rules.MAX_DEPTH),
+            ),
+            # ... in 0.25 mm steps.
+            models.CheckConstraint(
+                name="treatments_treatmentdepth_depth_step",
+                condition=Exact(Mod("depth_mm", Value(rules.DEPTH_STEP)), Value(Decimal("0"))),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.area} {self.depth_mm} mm"
+
+
+class TreatmentAmendment(models.Model):
+    """A correction to a treatment record: who, when, why, and the corrected values.
+
+    The original record is untouched; the current values are the latest amendment's."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    record = models.ForeignKey(TreatmentRecord, on_delete=models.PROTECT, related_name="amendments")
+    amended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    amended_at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField()
+    # Only what changed: {"notes": ..., "depths": [{"area", "depth_mm"}], "handpiece": ...}.
+    changes = models.JSONField(encoder=DjangoJSONEncoder)
+
+    class Meta:
+        ordering = ["amended_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                name="treatments_treatmentamendment_has_reason", condition=~models.Q(reason="")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Amendment of {self.record_id} at {self.amended_at}"
+
+
+class AftercarePlan(models.Model):
+    """The aftercare given with one treatment: a snapshot of the clinic's template then."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    session = models.ForeignKey(
+        "scheduling.Session", on_delete=models.PROTECT, related_name="aftercare_plans"
+    )
+    record = models.ForeignKey(
+        TreatmentRecord, on_delete=models.PROTECT, related_name="aftercare_plans"
+    )
+    template = models.ForeignKey(
+        AftercareTemplate, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    steps = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session"], name="treatments_aftercareplan_one_per_session"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Aftercare for session {self.session_id}"

@@ -5,15 +5,44 @@ Each service owns its transaction, checks the rules, and writes its audit event.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from clinic import audit
-from clinic.errors import InvalidInput, register_constraint_error
-from clinic.models import Clinic, User
+from clinic.errors import InvalidInput, InvalidState, register_constraint_error
+from clinic.models import Clinic, Handpiece, User
+from patients import selectors as patient_selectors
+from scheduling import notifications
+from scheduling import services as scheduling_services
+from scheduling.errors import PatientNotEligible
+from scheduling.models import OPEN_SESSION_STATUSES, Session
+from scheduling.outbox import NotificationKind
 from treatments import rules
-from treatments.models import AftercareTemplate, TipLot
+from treatments.errors import (
+    DepthNotAllowed,
+    SessionAlreadyRecorded,
+    TipLotExhausted,
+    TipLotExpired,
+    TipLotRecalled,
+)
+from treatments.models import (
+    AftercarePlan,
+    AftercareTemplate,
+    TipLot,
+    TreatmentAmendment,
+    TreatmentDepth,
+    TreatmentRecord,
+)
+
+# Clocks differ a little between a tablet and the server; a minute is not "the future".
+CLOCK_SKEW = timedelta(minutes=1)
 
 register_constraint_error(
     "treatments_tiplot_lot_number_unique",
@@ -134,3 +163,247 @@ def _ordered_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for step in sorted(steps, key=lambda step: int(step["day_offset"]))
     ]
+
+
+# --- Treatment records -------------------------------------------------------------------
+
+
+def _check_depths(depths: list[tuple[str, Decimal]], override_reason: str) -> None:
+    if not depths:
+        raise InvalidInput({"depths": ["Record the depth of at least one treated area."]})
+    errors = [f"{area}: {error}" for area, depth in depths if (error := rules.depth_error(depth))]
+    areas = [area for area, _depth in depths]
+    errors += [
+        f"{area}: listed more than once." for area in sorted(set(areas)) if areas.count(area) > 1
+    ]
+    if errors:
+        raise InvalidInput({"depths": errors})
+    if rules.depths_needing_override([depth for _area, depth in depths]) and not (
+        override_reason.strip()
+    ):
+        raise DepthNotAllowed()
+
+
+def _take_one_cartridge(lot: TipLot) -> None:
+    """One conditional UPDATE: PostgreSQL serialises concurrent takes on the lot's row and
+    re-checks the condition for each, so stock never goes below zero however many race."""
+    taken = TipLot.objects.filter(
+        pk=lot.pk, recalled_at__isnull=True, quantity_used__lt=F("quantity_received")
+    ).update(quantity_used=F("quantity_used") + 1)
+    if not taken:
+        lot.refresh_from_db(fields=["recalled_at", "quantity_used"])
+        raise TipLotRecalled() if lot.recalled_at else TipLotExhausted()
+
+
+def _snapshot_aftercare(record: TreatmentRecord) -> AftercarePlan:
+    template = AftercareTemplate.objects.filter(clinic_id=record.clinic_id, is_default=True).first()
+    steps = template.steps if template else [dict(s) for s in rules.DEFAULT_AFTERCARE_STEPS]
+    return AftercarePlan.objects.create(
+        clinic_id=record.clinic_id,
+        session_id=record.session_id,
+        record=record,
+        template=template,
+        steps=steps,
+    )
+
+
+@transaction.atomic
+def record_treatment(
+    *,
+    actor: User,
+    session: Session,
+    tip_lot: TipLot,
+    depths: list[tuple[str, Decimal]],
+    handpiece: Handpiece | None = None,
+    notes: str = "",
+    depth_override_reason: str = "",
+    performed_at: datetime | None = None,
+) -> TreatmentRecord:
+    """Record what was done in a session; the session is completed, one cartridge is taken
+    from the lot, and the clinic's aftercare plan is attached. All or nothing."""
+    session = (
+        Session.objects.select_for_update(of=("self",))
+        .select_related("clinic", "patient")
+        .get(pk=session.pk)
+    )
+    if TreatmentRecord.objects.filter(session=session).exists():
+        raise SessionAlreadyRecorded()
+    if session.status not in OPEN_SESSION_STATUSES:
+        raise InvalidState(f"A {session.status} session cannot be treated.")
+
+    now = timezone.now()
+    performed_at = performed_at or now
+    if performed_at > now + CLOCK_SKEW:
+        raise InvalidInput({"performed_at": ["Must not be in the future."]})
+    performed_on = timezone.localdate(performed_at, timezone=session.clinic.zone)
+
+    # Treatment always needs full eligibility, on the day it is done.
+    eligibility = patient_selectors.eligibility_on(session.patient, performed_on)
+    if not eligibility.eligible:
+        raise PatientNotEligible(eligibility.reasons)
+
+    if tip_lot.recalled_at is not None:
+        raise TipLotRecalled()
+    if tip_lot.expires_on < performed_on:
+        raise TipLotExpired()
+    _check_depths(depths, depth_override_reason)
+    _take_one_cartridge(tip_lot)
+
+    record = TreatmentRecord.objects.create(
+        clinic_id=session.clinic_id,
+        session=session,
+        patient_id=session.patient_id,
+        provider=actor,
+        tip_lot=tip_lot,
+        lot_number=tip_lot.lot_number,
+        lot_expires_on=tip_lot.expires_on,
+        handpiece=handpiece,
+        handpiece_serial=handpiece.serial_number if handpiece else "",
+        performed_at=performed_at,
+        notes=notes,
+        depth_override_reason=depth_override_reason,
+    )
+    TreatmentDepth.objects.bulk_create(
+        [TreatmentDepth(record=record, area=area, depth_mm=depth) for area, depth in depths]
+    )
+    _snapshot_aftercare(record)
+    scheduling_services.complete_session(actor=actor, session=session, performed_at=performed_at)
+    audit.record(
+        actor=actor,
+        action="treatment.record",
+        object_type="treatment_record",
+        object_id=record.id,
+        patient_id=session.patient_id,
+        detail={"session": str(session.id), "lot_number": tip_lot.lot_number},
+    )
+    return record
+
+
+@transaction.atomic
+def amend_treatment(
+    *,
+    actor: User,
+    record: TreatmentRecord,
+    reason: str,
+    notes: str | None = None,
+    depths: list[tuple[str, Decimal]] | None = None,
+    depth_override_reason: str | None = None,
+) -> TreatmentAmendment:
+    """Correct a record without touching it: the amendment says who, when, why and what."""
+    if not reason.strip():
+        raise InvalidInput({"reason": ["Say why the record is corrected."]})
+    changes: dict[str, Any] = {}
+    if notes is not None:
+        changes["notes"] = notes
+    if depth_override_reason is not None:
+        changes["depth_override_reason"] = depth_override_reason
+    if depths is not None:
+        override = (
+            depth_override_reason
+            if depth_override_reason is not None
+            else _current_override_reason(record)
+        )
+        _check_depths(depths, override)
+        changes["depths"] = [{"area": area, "depth_mm": f"{depth:.2f}"} for area, depth in depths]
+    if not changes:
+        raise InvalidInput({"non_field_errors": ["Nothing to amend."]})
+    amendment = TreatmentAmendment.objects.create(
+        record=record, amended_by=actor, reason=reason, changes=changes
+    )
+    audit.record(
+        actor=actor,
+        action="treatment.amend",
+        object_type="treatment_record",
+        object_id=record.id,
+        patient_id=record.patient_id,
+        detail={"amendment": str(amendment.id), "fields": sorted(changes)},
+    )
+    return amendment
+
+
+def _current_override_reason(record: TreatmentRecord) -> str:
+    for amendment in record.amendments.order_by("-amended_at", "-id"):
+        if "depth_override_reason" in amendment.changes:
+            return str(amendment.changes["depth_override_reason"])
+    return record.depth_override_reason
+
+
+# --- Recall --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AffectedPatient:
+    id: UUID
+    first_name: str
+    last_name: str
+    email: str
+    phone: str
+    sessions: list[UUID]
+
+
+@dataclass(frozen=True)
+class Recall:
+    lot_number: str
+    recalled_at: datetime
+    affected_sessions: int
+    affected_patients: list[AffectedPatient]
+
+
+@transaction.atomic
+def recall_tip_lot(*, actor: User, lot: TipLot, reason: str) -> Recall:
+    """Take a lot out of use at once and name every patient treated with it.
+
+    Each affected patient gets one `lot_recall` notification (the outbox keeps it to one per
+    patient and channel, whatever is retried)."""
+    lot = TipLot.objects.select_for_update().get(pk=lot.pk)
+    if lot.recalled_at is not None:
+        raise InvalidState("The lot is already recalled.")
+    if not reason.strip():
+        raise InvalidInput({"reason": ["Say why the lot is recalled."]})
+    lot.recalled_at = timezone.now()
+    lot.recall_reason = reason
+    lot.recalled_by = actor
+    lot.save(update_fields=["recalled_at", "recall_reason", "recalled_by"])
+
+    records = (
+        TreatmentRecord.objects.filter(tip_lot=lot)
+        .select_related("patient")
+        .order_by("patient__last_name", "patient__first_name", "patient_id", "performed_at")
+    )
+    by_patient: dict[UUID, AffectedPatient] = {}
+    for record in records:
+        patient = record.patient
+        if patient.id not in by_patient:
+            by_patient[patient.id] = AffectedPatient(
+                id=patient.id,
+                first_name=patient.first_name,
+                last_name=patient.last_name,
+                email=patient.email,
+                phone=patient.phone,
+                sessions=[],
+            )
+        by_patient[patient.id].sessions.append(record.session_id)
+    patients = {record.patient_id: record.patient for record in records}
+    for patient_id in by_patient:
+        notifications.queue(
+            kind=NotificationKind.LOT_RECALL,
+            patient=patients[patient_id],
+            subject_key=f"lot:{lot.id}",
+        )
+    audit.record(
+        actor=actor,
+        action="tip_lot.recall",
+        object_type="tip_lot",
+        object_id=lot.id,
+        detail={
+            "lot_number": lot.lot_number,
+            "affected_sessions": len(records),
+            "affected_patients": len(by_patient),
+        },
+    )
+    return Recall(
+        lot_number=lot.lot_number,
+        recalled_at=lot.recalled_at,
+        affected_sessions=len(records),
+        affected_patients=list(by_patient.values()),
+    )

@@ -1,7 +1,9 @@
 from rest_framework import serializers
 
+from clinic.api.base import ClinicRelatedField
+from clinic.models import Handpiece
 from treatments import rules
-from treatments.models import AftercareTemplate, TipLot
+from treatments.models import AftercareTemplate, TipLot, TreatmentAmendment, TreatmentRecord
 
 
 class TipLotSerializer(serializers.ModelSerializer):
@@ -57,3 +59,86 @@ class AftercareTemplateSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "is_default", "steps", "updated_at"]
         read_only_fields = ["id", "updated_at"]
         validators: list[object] = []
+
+
+class DepthSerializer(serializers.Serializer):
+    area = serializers.ChoiceField(choices=rules.AREAS)
+    depth_mm = serializers.DecimalField(max_digits=4, decimal_places=2)
+
+
+class TreatmentInputSerializer(serializers.Serializer):
+    """Shape only; the depth rules, lot and eligibility checks are the service's."""
+
+    tip_lot = ClinicRelatedField(queryset=TipLot.objects.all())
+    handpiece = ClinicRelatedField(
+        queryset=Handpiece.objects.all(), required=False, allow_null=True, default=None
+    )
+    depths = DepthSerializer(many=True, allow_empty=False)
+    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    depth_override_reason = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, default=""
+    )
+    performed_at = serializers.DateTimeField(required=False, default=None)
+
+
+class AmendmentInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000)
+    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    depths = DepthSerializer(many=True, allow_empty=False, required=False)
+    depth_override_reason = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+
+class AmendmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TreatmentAmendment
+        fields = ["id", "amended_at", "amended_by", "reason", "changes"]
+
+
+class TreatmentRecordSerializer(serializers.ModelSerializer):
+    depths = DepthSerializer(many=True, read_only=True)
+    amendments = AmendmentSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = TreatmentRecord
+        fields = [
+            "id",
+            "session",
+            "patient",
+            "tip_lot",
+            "lot_number",
+            "lot_expires_on",
+            "handpiece",
+            "handpiece_serial",
+            "depths",
+            "depth_override_reason",
+            "notes",
+            "performed_at",
+            "provider",
+            "recorded_at",
+            "amendments",
+        ]
+
+
+class AftercareSerializer(serializers.Serializer):
+    session = serializers.UUIDField()
+    steps = AftercareStepSerializer(many=True)
+
+
+class RecallInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class AffectedPatientSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    email = serializers.CharField()
+    phone = serializers.CharField()
+    sessions = serializers.ListField(child=serializers.UUIDField())
+
+
+class RecallSerializer(serializers.Serializer):
+    lot_number = serializers.CharField()
+    recalled_at = serializers.DateTimeField()
+    affected_sessions = serializers.IntegerField(help_text="How many sessions used the lot.")
+    affected_patients = AffectedPatientSerializer(many=True)

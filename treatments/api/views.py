@@ -1,13 +1,30 @@
+from dataclasses import asdict
+
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from clinic import audit
 from clinic.api.base import ClinicScopedViewSet
 from clinic.api.permissions import ADMIN, ALL_ROLES, PROVIDERS
-from treatments import services
-from treatments.api.serializers import AftercareTemplateSerializer, TipLotSerializer
-from treatments.models import AftercareTemplate, TipLot
+from clinic.models import Role
+from scheduling.models import Session
+from treatments import selectors, services
+from treatments.api.serializers import (
+    AftercareSerializer,
+    AftercareTemplateSerializer,
+    AmendmentInputSerializer,
+    AmendmentSerializer,
+    RecallInputSerializer,
+    RecallSerializer,
+    TipLotSerializer,
+    TreatmentInputSerializer,
+    TreatmentRecordSerializer,
+)
+from treatments.models import AftercareTemplate, TipLot, TreatmentRecord
 
 
 class TipLotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet):
@@ -55,3 +72,126 @@ class AftercareTemplateViewSet(
             actor=request.user, template=template, changes=dict(body.validated_data)
         )
         return Response(self.get_serializer(template).data)
+
+
+class TipLotActionsViewSet(ClinicScopedViewSet):
+    """Recall a lot (admin) and list the treatments that used it."""
+
+    queryset = TipLot.objects.all()
+    read_roles = ALL_ROLES
+    write_roles = ADMIN
+    audit_object_type = "tip_lot"
+
+    @extend_schema(request=RecallInputSerializer, responses={200: RecallSerializer})
+    def recall(self, request: Request, pk: str) -> Response:
+        lot = self.get_object()
+        body = RecallInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        recall = services.recall_tip_lot(
+            actor=request.user, lot=lot, reason=body.validated_data["reason"]
+        )
+        return Response(RecallSerializer(asdict(recall)).data)
+
+    @extend_schema(responses={200: TreatmentRecordSerializer(many=True)})
+    def usage(self, request: Request, pk: str) -> Response:
+        lot = self.get_object()
+        page = self.paginate_queryset(selectors.lot_usage(lot.clinic_id, lot.id))
+        audit.record_reads(
+            actor=request.user,
+            action="treatment.read",
+            object_type="treatment_record",
+            objects=[(record.id, record.patient_id) for record in page],
+        )
+        return self.get_paginated_response(TreatmentRecordSerializer(page, many=True).data)
+
+
+class SessionTreatmentViewSet(ClinicScopedViewSet):
+    """A session's treatment record (provider writes it once), its amendments and aftercare.
+
+    The record is never edited in place: PUT, PATCH and DELETE answer 405; corrections are
+    amendments, which keep the original and say who, when and why."""
+
+    queryset = Session.objects.all()
+    read_roles = ALL_ROLES
+    write_roles = PROVIDERS
+    # Recording a treatment is the provider's own act (issue 5: provider role only).
+    action_roles = {"create": frozenset({Role.PROVIDER})}
+    audit_object_type = "treatment_record"
+    pagination_class = None
+
+    def _record(self, session: Session) -> TreatmentRecord:
+        record = selectors.record_of_session(session.clinic_id, session.id)
+        if record is None:
+            raise NotFound("This session has no treatment record.")
+        return record
+
+    def _read(self, request: Request, record: TreatmentRecord) -> None:
+        audit.record_reads(
+            actor=request.user,
+            action="treatment.read",
+            object_type="treatment_record",
+            objects=[(record.id, record.patient_id)],
+        )
+
+    @extend_schema(responses={200: TreatmentRecordSerializer})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        record = self._record(self.get_object())
+        self._read(request, record)
+        return Response(TreatmentRecordSerializer(record).data)
+
+    @extend_schema(request=TreatmentInputSerializer, responses={201: TreatmentRecordSerializer})
+    def create(self, request: Request, pk: str) -> Response:
+        session = self.get_object()
+        body = TreatmentInputSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        record = services.record_treatment(
+            actor=request.user,
+            session=session,
+            tip_lot=data["tip_lot"],
+            handpiece=data["handpiece"],
+            depths=[(d["area"], d["depth_mm"]) for d in data["depths"]],
+            notes=data["notes"],
+            depth_override_reason=data["depth_override_reason"],
+            performed_at=data["performed_at"],
+        )
+        record = selectors.record_of_session(session.clinic_id, session.id)
+        return Response(TreatmentRecordSerializer(record).data, status=201)
+
+    @extend_schema(responses={200: AmendmentSerializer(many=True)})
+    def amendments(self, request: Request, pk: str) -> Response:
+        record = self._record(self.get_object())
+        self._read(request, record)
+        return Response(AmendmentSerializer(record.amendments.all(), many=True).data)
+
+    @extend_schema(request=AmendmentInputSerializer, responses={201: AmendmentSerializer})
+    def amend(self, request: Request, pk: str) -> Response:
+        record = self._record(self.get_object())
+        body = AmendmentInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        amendment = services.amend_treatment(
+            actor=request.user,
+            record=record,
+            reason=data["reason"],
+            notes=data.get("notes"),
+            depths=[(d["area"], d["depth_mm"]) for d in data["depths"]]
+            if "depths" in data
+            else None,
+            depth_override_reason=data.get("depth_override_reason"),
+        )
+        return Response(AmendmentSerializer(amendment).data, status=201)
+
+    @extend_schema(responses={200: AftercareSerializer})
+    def aftercare(self, request: Request, pk: str) -> Response:
+        session = self.get_object()
+        plan = selectors.aftercare_of_session(session.clinic_id, session.id)
+        if plan is None:
+            raise NotFound("This session has no aftercare plan (it is not treated yet).")
+        audit.record_reads(
+            actor=request.user,
+            action="aftercare.read",
+            object_type="aftercare_plan",
+            objects=[(plan.id, session.patient_id)],
+        )
+        return Response(AftercareSerializer({"session": session.id, "steps": plan.steps}).data)

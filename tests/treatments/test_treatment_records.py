@@ -1,0 +1,316 @@
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from clinic.models import AuditEvent, Role
+from scheduling.models import SeriesStatus, SessionStatus
+from tests.factories import HandpieceFactory, ScreeningFactory
+from tests.factories.treatments import TipLotFactory
+from tests.treatments.conftest import treatment_body
+from treatments import rules
+from treatments.models import AftercareTemplate, TipLot, TreatmentRecord
+
+
+def url(session) -> str:
+    return f"/api/v1/sessions/{session.id}/treatment/"
+
+
+@pytest.mark.django_db
+def test_record_a_treatment(provider, session, lot, api):
+    handpiece = HandpieceFactory(clinic=session.clinic, serial_number="SP-77")
+    response = api(provider).post(url(session), treatment_body(lot, handpiece=str(handpiece.id)))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    record = TreatmentRecord.objects.get()
+    assert body == {
+        "id": str(record.id),
+        "session": str(session.id),
+        "patient": str(session.patient_id),
+        "tip_lot": str(lot.id),
+        "lot_number": lot.lot_number,
+        "lot_expires_on": lot.expires_on.isoformat(),
+        "handpiece": str(handpiece.id),
+        "handpiece_serial": "SP-77",
+        "depths": [
+            {"area": "cheeks", "depth_mm": "1.25"},
+            {"area": "forehead", "depth_mm": "0.50"},
+        ],
+        "depth_override_reason": "",
+        "notes": "Tolerated well.",
+        "performed_at": body["performed_at"],
+        "provider": str(provider.id),
+        "recorded_at": body["recorded_at"],
+        "amendments": [],
+    }
+    session.refresh_from_db()
+    lot.refresh_from_db()
+    assert session.status == SessionStatus.COMPLETED
+    assert (lot.quantity_used, lot.quantity_remaining) == (1, 9)
+    assert AuditEvent.objects.get(action="treatment.record").patient_id == session.patient_id
+    assert api(provider).get(url(session)).json() == body
+
+
+@pytest.mark.django_db
+def test_the_same_session_twice_is_409(provider, session, lot, api):
+    client = api(provider)
+    assert client.post(url(session), treatment_body(lot)).status_code == 201
+    response = client.post(url(session), treatment_body(lot))
+    assert (response.status_code, response.json()["code"]) == (409, "session_already_recorded")
+    lot.refresh_from_db()
+    assert lot.quantity_used == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", [SessionStatus.CANCELLED, SessionStatus.NO_SHOW])
+def test_a_closed_session_cannot_be_treated(provider, make_session, lot, api, status):
+    session = make_session(status=status)
+    response = api(provider).post(url(session), treatment_body(lot))
+    assert (response.status_code, response.json()["code"]) == (409, "invalid_state")
+
+
+@pytest.mark.django_db
+def test_expired_lot_is_422(provider, session, clinic, api):
+    lot = TipLotFactory(
+        clinic=clinic, received_by=provider, expires_on=timezone.localdate() - timedelta(days=2)
+    )
+    response = api(provider).post(url(session), treatment_body(lot))
+    assert (response.status_code, response.json()["code"]) == (422, "tip_lot_expired")
+    lot.refresh_from_db()
+    assert lot.quantity_used == 0
+    assert not TreatmentRecord.objects.exists()
+
+
+@pytest.mark.django_db
+def test_recalled_lot_is_422(provider, session, lot, api):
+    lot.recalled_at = timezone.now()
+    lot.recall_reason = "Sterility"
+    lot.save()
+    response = api(provider).post(url(session), treatment_body(lot))
+    assert (response.status_code, response.json()["code"]) == (422, "tip_lot_recalled")
+
+
+@pytest.mark.django_db
+def test_exhausted_lot_is_409(provider, session, clinic, api):
+    lot = TipLotFactory(clinic=clinic, received_by=provider, quantity_received=2, quantity_used=2)
+    response = api(provider).post(url(session), treatment_body(lot))
+    assert (response.status_code, response.json()["code"]) == (409, "tip_lot_exhausted")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("depths", "field_error"),
+    [
+        ([{"area": "cheeks", "depth_mm": "2.75"}], True),
+        ([{"area": "cheeks", "depth_mm": "0"}], True),
+        ([{"area": "cheeks", "depth_mm": "1.10"}], True),
+        ([{"area": "eyelids", "depth_mm": "0.5"}], True),
+        ([{"area": "cheeks", "depth_mm": "1.255"}], True),
+        ([{"area": "cheeks", "depth_mm": "abc"}], True),
+        ([], True),
+        ([{"area": "chin", "depth_mm": "1"}, {"area": "chin", "depth_mm": "1.5"}], True),
+    ],
+)
+def test_bad_depths_are_400(provider, session, lot, api, depths, field_error):
+    response = api(provider).post(url(session), treatment_body(lot, depths=depths))
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+    assert next(iter(response.json()["errors"])).startswith("depths")
+    lot.refresh_from_db()
+    assert lot.quantity_used == 0
+
+
+@pytest.mark.django_db
+def test_depth_above_1_5_needs_a_reason(provider, make_session, lot, api):
+    deep = [{"area": "cheeks", "depth_mm": "2.00"}]
+    response = api(provider).post(url(make_session()), treatment_body(lot, depths=deep))
+    assert (response.status_code, response.json()["code"]) == (422, "depth_not_allowed")
+    response = api(provider).post(
+        url(make_session()),
+        treatment_body(lot, depths=deep, depth_override_reason="Deep boxcar scars, consented"),
+    )
+    assert response.status_code == 201
+    assert response.json()["depth_override_reason"] == "Deep boxcar scars, consented"
+
+
+@pytest.mark.django_db
+def test_eligibility_is_checked_again_on_the_treatment_day(provider, make_session, lot, api):
+    session = make_session()
+    ScreeningFactory(
+        patient=session.patient, contraindications=["active_skin_infection"], eligible=False
+    )
+    response = api(provider).post(url(session), treatment_body(lot))
+    assert response.status_code == 422
+    assert response.json()["code"] == "patient_not_eligible"
+    assert response.json()["reasons"] == ["active_skin_infection"]
+
+
+@pytest.mark.django_db
+def test_an_expired_screening_blocks_treatment(provider, make_session, lot, api, front_desk):
+    session = make_session()
+    session.patient.screenings.all().delete()
+    ScreeningFactory(
+        patient=session.patient,
+        screened_by=front_desk,
+        screened_on=timezone.localdate() - timedelta(days=120),
+        valid_until=timezone.localdate() - timedelta(days=30),
+    )
+    response = api(provider).post(url(session), treatment_body(lot))
+    assert response.json()["reasons"] == ["screening_expired"]
+
+
+@pytest.mark.django_db
+def test_performed_at_in_the_future_is_400(provider, session, lot, api):
+    later = (timezone.now() + timedelta(hours=2)).isoformat()
+    response = api(provider).post(url(session), treatment_body(lot, performed_at=later))
+    assert response.json()["errors"] == {"performed_at": ["Must not be in the future."]}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [(Role.PROVIDER, 201), (Role.ADMIN, 403), (Role.FRONT_DESK, 403), (Role.AUDITOR, 403)],
+)
+def test_only_providers_record_treatment(staff_by_role, session, lot, api, role, status):
+    assert api(staff_by_role[role]).post(url(session), treatment_body(lot)).status_code == status
+
+
+@pytest.mark.django_db
+def test_another_clinics_lot_or_session_is_not_found(provider, session, other_clinic, api):
+    their_lot = TipLotFactory(clinic=other_clinic)
+    response = api(provider).post(url(session), treatment_body(their_lot))
+    assert response.json()["errors"] == {"tip_lot": ["No such object in your clinic."]}
+
+
+@pytest.mark.django_db
+def test_a_record_is_never_edited_in_place(provider, session, lot, api):
+    client = api(provider)
+    client.post(url(session), treatment_body(lot))
+    assert client.patch(url(session), {"notes": "x"}).status_code == 405
+    assert client.put(url(session), treatment_body(lot)).status_code == 405
+    assert client.delete(url(session)).status_code == 405
+
+
+@pytest.mark.django_db
+def test_amendments_keep_the_original(provider, session, lot, api):
+    client = api(provider)
+    original = client.post(url(session), treatment_body(lot)).json()
+    response = client.post(
+        f"{url(session)}amendments/",
+        {
+            "reason": "Wrong area recorded",
+            "depths": [{"area": "chin", "depth_mm": "1.00"}],
+            "notes": "Corrected.",
+        },
+    )
+    assert response.status_code == 201, response.content
+    amendment = response.json()
+    assert amendment["changes"] == {
+        "notes": "Corrected.",
+        "depths": [{"area": "chin", "depth_mm": "1.00"}],
+    }
+    assert (amendment["reason"], amendment["amended_by"]) == (
+        "Wrong area recorded",
+        str(provider.id),
+    )
+    record = client.get(url(session)).json()
+    assert record["depths"] == original["depths"]
+    assert record["notes"] == original["notes"]
+    assert [a["id"] for a in record["amendments"]] == [amendment["id"]]
+    bad = client.post(f"{url(session)}amendments/", {"reason": "", "notes": "x"})
+    assert bad.status_code == 400
+    deep = client.post(
+        f"{url(session)}amendments/",
+        {"reason": "Deeper", "depths": [{"area": "chin", "depth_mm": "2.5"}]},
+    )
+    assert deep.json()["code"] == "depth_not_allowed"
+
+
+@pytest.mark.django_db
+def test_aftercare_is_a_snapshot_of_the_template(provider, admin, session, lot, api):
+    template = AftercareTemplate.objects.create(
+        clinic=session.clinic,
+        name="Ours",
+        is_default=True,
+        steps=[{"day_offset": 0, "product": "Skinfuse Rescue", "instruction": "Apply."}],
+    )
+    client = api(provider)
+    assert client.get(f"/api/v1/sessions/{session.id}/aftercare/").status_code == 404
+    client.post(url(session), treatment_body(lot))
+    api(admin).patch(
+        f"/api/v1/aftercare-templates/{template.id}/",
+        {"steps": [{"day_offset": 3, "product": "", "instruction": "Changed."}]},
+    )
+    assert client.get(f"/api/v1/sessions/{session.id}/aftercare/").json() == {
+        "session": str(session.id),
+        "steps": [{"day_offset": 0, "product": "Skinfuse Rescue", "instruction": "Apply."}],
+    }
+
+
+@pytest.mark.django_db
+def test_without_a_template_the_plan_uses_the_defaults(provider, session, lot, api):
+    api(provider).post(url(session), treatment_body(lot))
+    steps = api(provider).get(f"/api/v1/sessions/{session.id}/aftercare/").json()["steps"]
+    assert steps == [dict(s) for s in rules.DEFAULT_AFTERCARE_STEPS]
+
+
+@pytest.mark.django_db
+def test_the_last_planned_session_completes_the_series(provider, make_session, lot, api):
+    first = make_session()
+    series = first.series
+    others = [
+        make_session(
+            patient=series.patient,
+            series=series,
+            starts_at=first.starts_at - timedelta(days=30 * n),
+            ends_at=first.starts_at - timedelta(days=30 * n) + timedelta(hours=1),
+        )
+        for n in (1, 2)
+    ]
+    client = api(provider)
+    for session in [*others, first]:
+        assert client.post(url(session), treatment_body(lot)).status_code == 201
+    series.refresh_from_db()
+    assert series.status == SeriesStatus.COMPLETED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_thirty_concurrent_recordings_against_five_cartridges(provider, make_session, clinic, api):
+    lot = TipLotFactory(clinic=clinic, received_by=provider, quantity_received=5)
+    sessions = [make_session() for _ in range(30)]
+    clients = [api(provider) for _ in sessions]
+
+    def record(pair):
+        client, session = pair
+        try:
+            response = client.post(url(session), treatment_body(lot))
+            return response.status_code, response.json().get("code")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(record, zip(clients, sessions, strict=True)))
+
+    assert sorted(results, key=str) == sorted(
+        [(201, None)] * 5 + [(409, "tip_lot_exhausted")] * 25, key=str
+    )
+    lot = TipLot.objects.get(pk=lot.pk)
+    assert (lot.quantity_used, lot.quantity_remaining) == (5, 0)
+    assert TreatmentRecord.objects.count() == 5
+
+
+@pytest.mark.django_db
+def test_usage_lists_the_lots_records_with_constant_queries(provider, make_session, lot, api):
+    client = api(provider)
+    client.post(url(make_session()), treatment_body(lot))
+    with CaptureQueriesContext(connection) as one:
+        page = client.get(f"/api/v1/tip-lots/{lot.id}/usage/").json()
+    assert len(page["results"]) == 1
+    for _ in range(4):
+        client.post(url(make_session()), treatment_body(lot))
+    with CaptureQueriesContext(connection) as many:
+        page = client.get(f"/api/v1/tip-lots/{lot.id}/usage/").json()
+    assert len(page["results"]) == 5
+    assert len(many) == len(one)

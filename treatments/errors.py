@@ -1,0 +1,37 @@
+"""The treatment errors of the contract, and the database constraints that stand for them."""
+
+from __future__ import annotations
+
+from clinic.errors import Conflict, Unprocessable, register_constraint_error
+
+
+class SessionAlreadyRecorded(Conflict):
+    code = "session_already_recorded"
+    default_detail = "This session's treatment is already recorded (a tip is used once)."
+
+
+class TipLotExhausted(Conflict):
+    code = "tip_lot_exhausted"
+    default_detail = "The lot has no cartridge left."
+
+
+class TipLotExpired(Unprocessable):
+    code = "tip_lot_expired"
+    default_detail = "The lot's expiry date is before the treatment date."
+
+
+class TipLotRecalled(Unprocessable):
+    code = "tip_lot_recalled"
+    default_detail = "The lot is recalled."
+
+
+class DepthNotAllowed(Unprocessable):
+    code = "depth_not_allowed"
+    default_detail = (
+        "Depths above 1.5 mm have not been evaluated for SkinPen; give depth_override_reason."
+    )
+
+
+register_constraint_error("treatments_treatmentrecord_one_per_session", SessionAlreadyRecorded)
+register_constraint_error("treatments_aftercareplan_one_per_session", SessionAlreadyRecorded)
+register_constraint_error("treatments_tiplot_used_within_received", TipLotExhausted)
