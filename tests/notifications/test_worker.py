@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from clinic.celery import app as celery_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
-
-from clinic.celery import app as celery_app
 from scheduling import notifications
 from scheduling.outbox import Notification
 from tests.factories import PatientFactory, ScreeningFactory, SeriesFactory
@@ -58,10 +57,13 @@ def start_worker(name: str, log: Path, tmp_path: Path, **extra_env: str) -> subp
         **extra_env,
     }
     with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "clinic", "worker", "--loglevel", "INFO"]
-            + ["--concurrency", "2", "--without-gossip", "--without-mingle"]
-            + ["--without-heartbeat", "--hostname", f"{name}@%h"],
+        return subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
+            [
+                sys.executable,
+                *("-m", "celery", "-A", "clinic", "worker", "--loglevel", "INFO"),
+                *("--concurrency", "2", "--without-gossip", "--without-mingle"),
+                *("--without-heartbeat", "--hostname", f"{name}@%h"),
+            ],
             cwd=settings.BASE_DIR,
             env=env,
             stdout=out,
