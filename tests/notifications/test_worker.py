@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from clinic.celery import app as celery_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
+
+from clinic.celery import app as celery_app
 from scheduling import notifications
 from scheduling.outbox import Notification
 from tests.factories import PatientFactory, ScreeningFactory, SeriesFactory
