@@ -12,6 +12,7 @@ from typing import Any
 from django.db.models import QuerySet
 from rest_framework import serializers, viewsets
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clinic import audit
@@ -82,6 +83,40 @@ class ClinicScopedViewSet(ClinicAPIView, viewsets.GenericViewSet):
 
     def get_queryset(self) -> QuerySet[Any]:
         return super().get_queryset().filter(clinic_id=self.request.user.clinic_id)
+
+
+class PatientDataViewSet(ClinicScopedViewSet):
+    """A viewset over patient data: its list and retrieve leave one audit event per object
+    read (HIPAA 164.312(b)), written in one query whatever the page size.
+
+    Subclasses set `audit_object_type`; the object's patient is `obj.patient_id` unless
+    `audited_patient_id` says otherwise. Mix in ListModelMixin/RetrieveModelMixin's routes by
+    naming `list`/`retrieve` in the router as usual."""
+
+    def audited_patient_id(self, obj: Any) -> uuid.UUID | None:
+        return obj.patient_id
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # Filters shape the list; an id always finds its object (archived or not).
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
+
+    def audit_reads(self, objects: Any, verb: str) -> None:
+        audit.record_reads(
+            actor=self.request.user,
+            action=f"{self.audit_object_type}.{verb}",
+            object_type=self.audit_object_type,
+            objects=[(obj.pk, self.audited_patient_id(obj)) for obj in objects],
+        )
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        self.audit_reads(page, "list")
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        obj = self.get_object()
+        self.audit_reads([obj], "read")
+        return Response(self.get_serializer(obj).data)
 
 
 class ClinicRelatedField(serializers.PrimaryKeyRelatedField):

@@ -1,13 +1,14 @@
+from uuid import UUID
+
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic import audit
-from clinic.api.base import ClinicScopedViewSet
+from clinic.api.base import ClinicScopedViewSet, PatientDataViewSet
 from clinic.api.permissions import ALL_ROLES, CLINICAL_STAFF
 from patients import selectors, services
 from patients.api.serializers import (
@@ -42,11 +43,7 @@ class PatientFilter(filters.FilterSet):
         return super().filter_queryset(queryset)
 
 
-class PatientViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    ClinicScopedViewSet,
-):
+class PatientViewSet(PatientDataViewSet):
     """Patients. Records are archived, never deleted (DELETE and PUT answer 405)."""
 
     queryset = Patient.objects.all()
@@ -57,29 +54,8 @@ class PatientViewSet(
     audit_object_type = "patient"
     http_method_names = ["get", "post", "patch", "head", "options"]
 
-    def filter_queryset(self, queryset):
-        # Filters (and hiding archived patients) apply to the list; an id always finds its record.
-        return super().filter_queryset(queryset) if self.action == "list" else queryset
-
-    def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        audit.record_reads(
-            actor=request.user,
-            action="patient.list",
-            object_type="patient",
-            objects=[(p.id, p.id) for p in page],
-        )
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request: Request, pk: str) -> Response:
-        patient = self.get_object()
-        audit.record_reads(
-            actor=request.user,
-            action="patient.read",
-            object_type="patient",
-            objects=[(patient.id, patient.id)],
-        )
-        return Response(self.get_serializer(patient).data)
+    def audited_patient_id(self, patient: Patient) -> UUID:
+        return patient.id
 
     def create(self, request: Request) -> Response:
         body = self.get_serializer(data=request.data)

@@ -4,8 +4,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from clinic import audit
-from clinic.api.base import ClinicScopedViewSet
+from clinic.api.base import PatientDataViewSet
 from clinic.api.permissions import ALL_ROLES, CLINICAL_STAFF
 from scheduling import selectors, services
 from scheduling.api.serializers import (
@@ -54,14 +53,7 @@ class SessionFilter(filters.FilterSet):
         return queryset.exclude(flags=[]) if value else queryset.filter(flags=[])
 
 
-class ListOnlyFilterMixin:
-    """Filters shape the list; an id always finds its object."""
-
-    def filter_queryset(self, queryset):
-        return super().filter_queryset(queryset) if self.action == "list" else queryset
-
-
-class SeriesViewSet(ListOnlyFilterMixin, ClinicScopedViewSet):
+class SeriesViewSet(PatientDataViewSet):
     """Treatment series: the plan of 3-6 sessions for one indication."""
 
     queryset = Series.objects.order_by("-created_at", "-id")
@@ -76,26 +68,6 @@ class SeriesViewSet(ListOnlyFilterMixin, ClinicScopedViewSet):
 
     def _respond(self, series: Series, status: int = 200) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=series.pk)).data, status)
-
-    def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        audit.record_reads(
-            actor=request.user,
-            action="series.list",
-            object_type="series",
-            objects=[(s.id, s.patient_id) for s in page],
-        )
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request: Request, pk: str) -> Response:
-        series = self.get_object()
-        audit.record_reads(
-            actor=request.user,
-            action="series.read",
-            object_type="series",
-            objects=[(series.id, series.patient_id)],
-        )
-        return Response(self.get_serializer(series).data)
 
     @extend_schema(responses={201: SeriesSerializer})
     def create(self, request: Request) -> Response:
@@ -116,7 +88,7 @@ class SeriesViewSet(ListOnlyFilterMixin, ClinicScopedViewSet):
         return self._respond(series)
 
 
-class SessionViewSet(ListOnlyFilterMixin, ClinicScopedViewSet):
+class SessionViewSet(PatientDataViewSet):
     """Booked treatment sessions. Times are instants; `?date=` is a day in the clinic's zone."""
 
     queryset = Session.objects.order_by("starts_at", "id")
@@ -131,26 +103,6 @@ class SessionViewSet(ListOnlyFilterMixin, ClinicScopedViewSet):
 
     def _respond(self, session: Session, status: int = 200) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=session.pk)).data, status)
-
-    def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        audit.record_reads(
-            actor=request.user,
-            action="session.list",
-            object_type="session",
-            objects=[(s.id, s.patient_id) for s in page],
-        )
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request: Request, pk: str) -> Response:
-        session = self.get_object()
-        audit.record_reads(
-            actor=request.user,
-            action="session.read",
-            object_type="session",
-            objects=[(session.id, session.patient_id)],
-        )
-        return Response(self.get_serializer(session).data)
 
     @extend_schema(request=BookingSerializer, responses={201: SessionSerializer})
     def create(self, request: Request) -> Response:
