@@ -29,7 +29,9 @@ class SeriesFilter(filters.FilterSet):
 
 class SessionFilter(filters.FilterSet):
     date = filters.DateFilter(
-        method="filter_date", help_text="YYYY-MM-DD: sessions starting that day, clinic time."
+        method="filter_date",
+        input_formats=["%Y-%m-%d"],
+        help_text="YYYY-MM-DD: sessions starting that day, clinic time.",
     )
     provider = filters.UUIDFilter(field_name="provider_id")
     patient = filters.UUIDFilter(field_name="patient_id")

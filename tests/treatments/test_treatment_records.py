@@ -109,6 +109,7 @@ def test_exhausted_lot_is_409(provider, session, clinic, api):
         ([{"area": "cheeks", "depth_mm": "1.10"}], True),
         ([{"area": "eyelids", "depth_mm": "0.5"}], True),
         ([{"area": "cheeks", "depth_mm": "1.255"}], True),
+        ([{"area": "cheeks", "depth_mm": "1e9"}], True),
         ([{"area": "cheeks", "depth_mm": "abc"}], True),
         ([], True),
         ([{"area": "chin", "depth_mm": "1"}, {"area": "chin", "depth_mm": "1.5"}], True),

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from rest_framework import serializers
 
 from clinic.api.base import ClinicRelatedField
@@ -63,7 +65,14 @@ class AftercareTemplateSerializer(serializers.ModelSerializer):
 
 class DepthSerializer(serializers.Serializer):
     area = serializers.ChoiceField(choices=rules.AREAS)
-    depth_mm = serializers.DecimalField(max_digits=4, decimal_places=2)
+    # Any precision in ("1.500" is 1.5); whether it is a SkinPen setting is the rule's call.
+    # Out it goes as stored: two decimals ("1.25").
+    depth_mm = serializers.DecimalField(max_digits=8, decimal_places=None)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["depth_mm"] = f"{Decimal(str(data['depth_mm'])):.2f}"
+        return data
 
 
 class TreatmentInputSerializer(serializers.Serializer):
