@@ -1,6 +1,7 @@
 """Settings for the test suite: the real settings, a Redis database of its own, fast hashing."""
 
 import os
+from typing import Any
 
 os.environ.setdefault("TESTING", "true")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -15,3 +16,12 @@ from clinic.settings import *  # noqa: F403
 # static file when it starts: ~60 ms a client. In autorefresh mode it looks files up only when a
 # static URL is asked for, which no API test does.
 WHITENOISE_AUTOREFRESH = True
+
+# A test that runs its own worker gives test process and worker a Redis key prefix of their
+# own, so other test runs sharing this Redis never take its tasks, nor it theirs.
+if os.environ.get("CELERY_TEST_KEY_PREFIX"):
+    from clinic import settings as _base
+
+    _options: dict[str, Any] = dict(_base.CELERY_BROKER_TRANSPORT_OPTIONS)
+    _options["global_keyprefix"] = os.environ["CELERY_TEST_KEY_PREFIX"]
+    CELERY_BROKER_TRANSPORT_OPTIONS = _options

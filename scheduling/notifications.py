@@ -122,22 +122,21 @@ def _insert(
     scheduled_for: datetime | None,
 ) -> list[Notification]:
     when = scheduled_for or timezone.now()
-    rows = []
-    for channel in Channel.values:
-        skip_reason = _skip_reason(patient, channel)
-        rows.append(
-            Notification(
-                clinic_id=patient.clinic_id,
-                patient=patient,
-                session=session,
-                kind=kind,
-                subject_key=subject_key,
-                channel=channel,
-                scheduled_for=when,
-                status=NotificationStatus.SKIPPED if skip_reason else NotificationStatus.PENDING,
-                last_error=skip_reason or "",
-            )
+    rows = [
+        Notification(
+            clinic_id=patient.clinic_id,
+            patient=patient,
+            session=session,
+            kind=kind,
+            subject_key=subject_key,
+            channel=channel,
+            scheduled_for=when,
+            status=NotificationStatus.SKIPPED if reason else NotificationStatus.PENDING,
+            last_error=reason or "",
         )
+        for channel in Channel.values
+        for reason in [_skip_reason(patient, channel)]
+    ]
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
     # The ids were made here: those found now are the rows this call inserted.
     return list(Notification.objects.filter(pk__in=[row.pk for row in rows]).order_by("channel"))
@@ -156,12 +155,25 @@ def _skip_reason(patient: Patient, channel: str) -> str | None:
 
 
 def publish(notification_ids: Iterable[UUID]) -> int:
-    """Publish the send task for each row; never raises. Returns how many were published.
+    """Publish the send task for each row; never raises. Returns how many were published."""
+    calls = [(SEND_TASK, {"notification_id": str(pk)}) for pk in notification_ids]
+    published = publish_tasks(calls)
+    if published < len(calls):
+        logger.warning(
+            "could not publish %s of %s notification task(s); the scan will send them",
+            len(calls) - published,
+            len(calls),
+        )
+    return published
 
-    Reads the broker URL at call time and gives up at the first refusal (no retries: a
-    request must not wait for Redis), leaving the rest to the scan.
+
+def publish_tasks(calls: list[tuple[str, dict[str, Any]]]) -> int:
+    """Publish (task name, kwargs) pairs on one broker connection; never raises.
+
+    Reads the broker settings at call time and gives up at the first refusal, without the
+    usual reconnect retries: a request must not wait for Redis, and the scan finds any row
+    whose task was not published. Returns how many were published.
     """
-    ids = list(notification_ids)
     published = 0
     try:
         with celery_app.connection_for_write(
@@ -169,18 +181,11 @@ def publish(notification_ids: Iterable[UUID]) -> int:
             connect_timeout=2,
             transport_options={**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "max_retries": 0},
         ) as broker:
-            for notification_id in ids:
-                celery_app.send_task(
-                    SEND_TASK, kwargs={"notification_id": str(notification_id)}, connection=broker
-                )
+            for name, kwargs in calls:
+                celery_app.send_task(name, kwargs=kwargs, connection=broker)
                 published += 1
     except Exception:
-        logger.warning(
-            "could not publish %s of %s notification task(s); the scan will send them",
-            len(ids) - published,
-            len(ids),
-            exc_info=True,
-        )
+        logger.warning("publishing to the broker failed", exc_info=True)
     return published
 
 
@@ -223,6 +228,12 @@ def send(notification_id: UUID) -> str:
     Notification.objects.filter(pk=notification.pk).exclude(status=NotificationStatus.SENT).update(
         status=NotificationStatus.SENT, sent_at=timezone.now(), last_error=""
     )
+    _audit_send(notification, AuditOutcome.SUCCESS)
+    return SENT
+
+
+def _audit_send(notification: Notification, outcome: str) -> None:
+    # After the row's status, never inside the window between handover and `sent`.
     audit.record(
         actor=None,
         actor_label=SEND_TASK,
@@ -231,9 +242,9 @@ def send(notification_id: UUID) -> str:
         object_type="notification",
         object_id=notification.pk,
         patient_id=notification.patient_id,
+        outcome=outcome,
         detail={"kind": notification.kind, "channel": notification.channel},
     )
-    return SENT
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -255,17 +266,7 @@ def _record_failure(notification: Notification, claimed_at: datetime, exc: Excep
     )
     if give_up:
         mine.update(status=NotificationStatus.FAILED, last_error=error)
-        audit.record(
-            actor=None,
-            actor_label=SEND_TASK,
-            clinic_id=notification.clinic_id,
-            action="notification.send",
-            object_type="notification",
-            object_id=notification.pk,
-            patient_id=notification.patient_id,
-            outcome=AuditOutcome.FAILED,
-            detail={"kind": notification.kind, "channel": notification.channel},
-        )
+        _audit_send(notification, AuditOutcome.FAILED)
         logger.error(
             "notification %s failed for good after %s attempt(s)", notification.pk, attempts
         )
@@ -293,8 +294,10 @@ def _no_longer_wanted(notification: Notification, now: datetime) -> str | None:
     if kind == NotificationKind.SESSION_REMINDER:
         if session is None or session.status not in OPEN_SESSION_STATUSES:
             return "session no longer booked"
-        if notification.subject_key != reminder_subject(session) or session.starts_at <= now:
+        if notification.subject_key != reminder_subject(session):
             return "session moved"
+        if session.starts_at <= now:
+            return "session already started"
     elif kind == NotificationKind.SCREENING_EXPIRING:
         if session is None or session.status not in OPEN_SESSION_STATUSES:
             return "session no longer booked"
@@ -442,29 +445,20 @@ def scan() -> dict[str, int]:
     with _scan_lock() as acquired:
         if acquired:
             now = timezone.now()
-            result[NotificationKind.SESSION_REMINDER] = queue_session_reminders(now)
-            result[NotificationKind.NEXT_SESSION_DUE] = queue_next_session_due(now)
-            result[NotificationKind.AFTERCARE_CHECKIN] = queue_aftercare_checkins(now)
+            result[NotificationKind.SESSION_REMINDER.value] = queue_session_reminders(now)
+            result[NotificationKind.NEXT_SESSION_DUE.value] = queue_next_session_due(now)
+            result[NotificationKind.AFTERCARE_CHECKIN.value] = queue_aftercare_checkins(now)
             result["flags_changed"] = refresh_open_session_flags(now)
-            result[NotificationKind.SCREENING_EXPIRING] = queue_screening_expiring(now)
+            result[NotificationKind.SCREENING_EXPIRING.value] = queue_screening_expiring(now)
     result["reclaimed"] = reclaim_stuck()
     outcomes = send_due()
     result.update({f"send_{outcome}": count for outcome, count in outcomes.items()})
     if outcomes.total() >= settings.NOTIFICATION_SEND_BATCH:
-        _publish_task(SEND_DUE_TASK)
+        publish_tasks([(SEND_DUE_TASK, {})])  # the rest, in a fresh task
     return result
 
 
-def _publish_task(name: str) -> None:
-    try:
-        celery_app.send_task(name)
-    except Exception:
-        logger.warning("could not publish %s; the next scan carries on", name, exc_info=True)
-
-
-def _queue_missing(
-    kind: str, wanted: Sequence[tuple[str, Session, datetime]], patients: dict[Any, Patient]
-) -> int:
+def _queue_missing(kind: str, wanted: Sequence[tuple[str, Session, datetime]]) -> int:
     """Queue (subject, session, when) items of one kind whose rows do not exist yet."""
     if not wanted:
         return 0
@@ -480,7 +474,7 @@ def _queue_missing(
         created += len(
             _insert(
                 kind=kind,
-                patient=patients[session.patient_id],
+                patient=session.patient,
                 subject_key=subject,
                 session=session,
                 scheduled_for=when,
@@ -508,9 +502,7 @@ def queue_session_reminders(now: datetime) -> int:
         .select_related("patient")
     )
     wanted = [(reminder_subject(s), s, s.remind_at) for s in sessions]
-    return _queue_missing(
-        NotificationKind.SESSION_REMINDER, wanted, {s.patient_id: s.patient for s in sessions}
-    )
+    return _queue_missing(NotificationKind.SESSION_REMINDER, wanted)
 
 
 def next_due_after(session: Session, zone: ZoneInfo) -> date:
@@ -564,11 +556,7 @@ def queue_next_session_due(now: datetime) -> int:
         if due_on <= _local(now, zone).date():
             subject = f"series:{session.series_id}:after:{session.pk}"
             wanted.append((subject, session, _checkin_time(due_on, zone, now)))
-    return _queue_missing(
-        NotificationKind.NEXT_SESSION_DUE,
-        wanted,
-        {s.patient_id: s.patient for _, s, _ in wanted},
-    )
+    return _queue_missing(NotificationKind.NEXT_SESSION_DUE, wanted)
 
 
 def queue_aftercare_checkins(now: datetime) -> int:
@@ -586,9 +574,7 @@ def queue_aftercare_checkins(now: datetime) -> int:
         treated = session.completed_at or session.starts_at
         day_after = _local(treated, zone).date() + timedelta(days=1)
         wanted.append((str(session.pk), session, _checkin_time(day_after, zone, now)))
-    return _queue_missing(
-        NotificationKind.AFTERCARE_CHECKIN, wanted, {s.patient_id: s.patient for s in sessions}
-    )
+    return _queue_missing(NotificationKind.AFTERCARE_CHECKIN, wanted)
 
 
 def refresh_open_session_flags(now: datetime) -> int:
@@ -620,6 +606,4 @@ def queue_screening_expiring(now: datetime) -> int:
         ).select_related("clinic", "patient")
     )
     wanted = [(f"session:{s.pk}", s, _daytime(now, s.clinic.zone)) for s in sessions]
-    return _queue_missing(
-        NotificationKind.SCREENING_EXPIRING, wanted, {s.patient_id: s.patient for s in sessions}
-    )
+    return _queue_missing(NotificationKind.SCREENING_EXPIRING, wanted)

@@ -1,14 +1,10 @@
 """GET /api/v1/notifications/: the outbox, read-only, for every role of the clinic."""
 
-from django.db.models import Q
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import mixins, serializers
-from rest_framework.request import Request
-from rest_framework.response import Response
+from rest_framework import serializers
 
-from clinic import audit
-from clinic.api.base import ClinicScopedViewSet
+from clinic.api.base import PatientDataViewSet
 from clinic.api.permissions import ALL_ROLES
 from scheduling.outbox import Channel, Notification, NotificationKind, NotificationStatus
 
@@ -61,12 +57,12 @@ class NotificationFilter(filters.FilterSet):
     def filter_status(self, queryset, name, value):
         if value == NotificationStatus.PENDING:
             return queryset.filter(
-                Q(status=NotificationStatus.PENDING) | Q(status=NotificationStatus.SENDING)
+                status__in=[NotificationStatus.PENDING, NotificationStatus.SENDING]
             )
         return queryset.filter(status=value)
 
 
-class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet):
+class NotificationViewSet(PatientDataViewSet):
     """Messages to patients: reminders, nudges, check-ins, re-screen requests, recalls."""
 
     queryset = Notification.objects.order_by("-scheduled_for", "-id")
@@ -76,26 +72,3 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Clin
     # Writes are not offered at all: every role gets 405 (auditors 403, as everywhere).
     write_roles = ALL_ROLES
     audit_object_type = "notification"
-
-    def filter_queryset(self, queryset):
-        return super().filter_queryset(queryset) if self.action == "list" else queryset
-
-    def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        audit.record_reads(
-            actor=request.user,
-            action="notification.list",
-            object_type="notification",
-            objects=[(n.id, n.patient_id) for n in page],
-        )
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request: Request, pk: str) -> Response:
-        notification = self.get_object()
-        audit.record_reads(
-            actor=request.user,
-            action="notification.read",
-            object_type="notification",
-            objects=[(notification.id, notification.patient_id)],
-        )
-        return Response(self.get_serializer(notification).data)

@@ -1,14 +1,10 @@
 """queue(): one row per channel, opt-outs skipped, once per (kind, subject, channel, patient),
 published to the real broker after commit, and harmless when the broker is down."""
 
-import base64
-import json
 import threading
 from datetime import timedelta
 
 import pytest
-import redis
-from django.conf import settings
 from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
@@ -20,22 +16,13 @@ from tests.notifications.helpers import delivered, rows
 CLOSED_BROKER = "redis://127.0.0.1:1/0"
 
 
-def published_tasks() -> list[tuple[str, dict]]:
-    """(task name, kwargs) of every message waiting in the broker's default queue."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    tasks = []
-    for raw in client.lrange("celery", 0, -1):
-        message = json.loads(raw)
-        _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        tasks.append((message["headers"]["task"], kwargs))
-    return sorted(tasks, key=lambda task: json.dumps(task))
-
-
 @pytest.mark.django_db
-def test_one_row_per_channel_published_after_commit(patient, django_capture_on_commit_callbacks):
+def test_one_row_per_channel_published_after_commit(
+    patient, private_broker, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         created = notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
-        assert published_tasks() == []  # nothing leaves before the commit
+        assert private_broker.queued() == []  # nothing leaves before the commit
     now = created[0].scheduled_for
     assert len(callbacks) == 1
     assert rows() == [
@@ -46,21 +33,22 @@ def test_one_row_per_channel_published_after_commit(patient, django_capture_on_c
         ("email", patient.id, patient.clinic_id, None),
         ("sms", patient.id, patient.clinic_id, None),
     ]
-    assert published_tasks() == sorted(
-        [("scheduling.send_notification", {"notification_id": str(n.id)}) for n in created],
-        key=lambda task: json.dumps(task),
-    )
+    assert private_broker.queued() == [
+        ("scheduling.send_notification", {"notification_id": str(n.id)}) for n in created
+    ]
 
 
 @pytest.mark.django_db
-def test_channels_not_opted_into_are_skipped(make_patient, django_capture_on_commit_callbacks):
+def test_channels_not_opted_into_are_skipped(
+    make_patient, private_broker, django_capture_on_commit_callbacks
+):
     patient = make_patient(sms_opt_in=False)
     with django_capture_on_commit_callbacks(execute=True):
         notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
     assert list(
         Notification.objects.order_by("channel").values_list("channel", "status", "last_error")
     ) == [("email", "pending", ""), ("sms", "skipped", "not opted in to sms")]
-    assert [kwargs for _name, kwargs in published_tasks()] == [
+    assert [kwargs for _name, kwargs in private_broker.queued()] == [
         {"notification_id": str(Notification.objects.get(channel="email").id)}
     ]
 
@@ -89,13 +77,15 @@ def test_the_same_message_is_queued_once(patient, make_patient):
 
 
 @pytest.mark.django_db
-def test_a_row_not_yet_due_is_not_published(patient, django_capture_on_commit_callbacks):
+def test_a_row_not_yet_due_is_not_published(
+    patient, private_broker, django_capture_on_commit_callbacks
+):
     later = timezone.now() + timedelta(hours=3)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         notifications.queue(
             kind="lot_recall", patient=patient, subject_key="lot:1", scheduled_for=later
         )
-    assert (len(callbacks), published_tasks()) == (0, [])
+    assert (len(callbacks), private_broker.queued()) == (0, [])
     assert rows() == [
         ("lot_recall", "email", "pending", later),
         ("lot_recall", "sms", "pending", later),
@@ -104,7 +94,7 @@ def test_a_row_not_yet_due_is_not_published(patient, django_capture_on_commit_ca
 
 @pytest.mark.django_db
 def test_broker_down_queueing_still_commits_and_the_scan_sends(
-    patient, django_capture_on_commit_callbacks, caplog
+    patient, private_broker, django_capture_on_commit_callbacks, caplog
 ):
     with (
         override_settings(CELERY_BROKER_URL=CLOSED_BROKER),
@@ -113,7 +103,7 @@ def test_broker_down_queueing_still_commits_and_the_scan_sends(
         created = notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
     assert "could not publish 2 of 2 notification task(s)" in caplog.text
     assert [n.status for n in Notification.objects.order_by("channel")] == ["pending", "pending"]
-    assert published_tasks() == []
+    assert private_broker.queued() == []
 
     result = notifications.scan()  # Redis is back: the beat's scan finds the rows
 

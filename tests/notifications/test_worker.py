@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -13,21 +14,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from clinic.celery import app as celery_app
 from scheduling import notifications
 from scheduling.outbox import Notification
 from tests.factories import PatientFactory, ScreeningFactory, SeriesFactory
 from tests.notifications.helpers import delivered
 
-WORKER_BROKER = "redis://127.0.0.1:6379/14"
 CLOSED_BROKER = "redis://127.0.0.1:1/0"
 BACKENDS = "tests.notifications.line_backends"
+CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "clinic", "worker", "--loglevel", "INFO"]
+CELERY_WORKER += ["--concurrency", "2", "--without-gossip", "--without-mingle"]
+CELERY_WORKER += ["--without-heartbeat"]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -45,26 +46,22 @@ def database_url() -> str:
     return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def start_worker(name: str, log: Path, tmp_path: Path, **extra_env: str) -> subprocess.Popen:
+def start_worker(name: str, broker, work_dir: Path, **extra_env: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "clinic.settings_test",
         "DATABASE_URL": database_url(),
-        "REDIS_URL": WORKER_BROKER,
+        "REDIS_URL": broker.url,
+        "CELERY_TEST_KEY_PREFIX": broker.prefix,
         "EMAIL_BACKEND": f"{BACKENDS}.LineEmailBackend",
         "SMS_BACKEND": f"{BACKENDS}.LineSMSBackend",
-        "NOTIFY_TEST_LOG": str(tmp_path / "delivered.log"),
-        "NOTIFY_TEST_DELAY": "0.003",
+        "NOTIFY_TEST_LOG": str(work_dir / "delivered.log"),
+        "NOTIFY_TEST_DELAY": "0.01",
         **extra_env,
     }
-    with log.open("wb") as out:
-        return subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
-            [
-                sys.executable,
-                *("-m", "celery", "-A", "clinic", "worker", "--loglevel", "INFO"),
-                *("--concurrency", "2", "--without-gossip", "--without-mingle"),
-                *("--without-heartbeat", "--hostname", f"{name}@%h"),
-            ],
+    with (work_dir / f"{name}.log").open("wb") as out:
+        return subprocess.Popen(  # noqa: S603 (a fixed command line)
+            [*CELERY_WORKER, "--hostname", f"{name}@%h"],
             cwd=settings.BASE_DIR,
             env=env,
             stdout=out,
@@ -79,9 +76,9 @@ def kill(worker: subprocess.Popen) -> None:
     worker.wait(timeout=30)
 
 
-def deliveries(tmp_path: Path) -> Counter[str]:
+def deliveries(work_dir: Path) -> Counter[str]:
     """Messages delivered per notification id."""
-    log = tmp_path / "delivered.log"
+    log = work_dir / "delivered.log"
     counts: Counter[str] = Counter()
     for line in log.read_text().splitlines() if log.exists() else []:
         channel, reference = line.split(" ", 1)
@@ -99,24 +96,24 @@ def statuses() -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def worker_broker():
-    client = redis.Redis.from_url(WORKER_BROKER)
-    client.flushdb()
-    yield client
-    client.flushdb()
+def work_dir():
+    """A directory of this test's own for the workers' logs and the delivery log. Not pytest's
+    tmp_path: other pytest sessions of the same user prune those numbered directories."""
+    with tempfile.TemporaryDirectory(prefix="notify-worker-test-") as path:
+        yield Path(path)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_batch_of_1000_loses_none_and_repeats_none(
-    clinic, tmp_path, worker_broker
+    clinic, work_dir, private_broker
 ):
     patients = PatientFactory.create_batch(500, clinic=clinic)  # email and SMS each: 1,000 rows
-    with override_settings(CELERY_BROKER_URL=WORKER_BROKER), transaction.atomic():
+    with transaction.atomic():
         for patient in patients:
             notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:kill-test")
-    assert (Notification.objects.count(), worker_broker.llen("celery")) == (1000, 1000)
+    assert (Notification.objects.count(), private_broker.waiting()) == (1000, 1000)
 
-    first = start_worker("first", tmp_path / "first.log", tmp_path)
+    first = start_worker("first", private_broker, work_dir)
     try:
         wait_until(
             lambda: Notification.objects.filter(status="sent").count() >= 300, 90, "300 sent"
@@ -126,27 +123,26 @@ def test_a_worker_killed_mid_batch_of_1000_loses_none_and_repeats_none(
     finally:
         kill(first)
     at_kill = statuses()
-    delivered_at_kill = deliveries(tmp_path)
+    delivered_at_kill = deliveries(work_dir)
     in_flight = at_kill.get("sending", set())
 
     # A new worker takes what is left in the queue; messages the dead one had taken (unacked,
     # not redelivered before the visibility timeout) are found by the beat's scan. The new
     # worker's claim timeout is short so that its scan reclaims the dead worker's rows now.
     second = start_worker(
-        "second", tmp_path / "second.log", tmp_path, NOTIFICATION_CLAIM_TIMEOUT_SECONDS="2"
+        "second", private_broker, work_dir, NOTIFICATION_CLAIM_TIMEOUT_SECONDS="2"
     )
     try:
-        wait_until(lambda: worker_broker.llen("celery") == 0, 90, "the queue to drain")
+        wait_until(lambda: private_broker.waiting() == 0, 90, "the queue to drain")
         time.sleep(2.5)  # past the claim timeout of the rows the dead worker held
-        with celery_app.connection_for_write(WORKER_BROKER) as broker:
-            celery_app.send_task("scheduling.scan_notifications", connection=broker)
+        assert notifications.publish_tasks([("scheduling.scan_notifications", {})]) == 1
         wait_until(
             lambda: Notification.objects.filter(status="sent").count() == 1000, 90, "all sent"
         )
     finally:
         kill(second)
 
-    counts = deliveries(tmp_path)
+    counts = deliveries(work_dir)
     repeated = {ref for ref, n in counts.items() if n > 1}
     report = {
         "sent_at_kill": len(at_kill.get("sent", ())),
