@@ -5,3 +5,14 @@ class ClinicConfig(AppConfig):
     name = "clinic"
     verbose_name = "Clinic, staff and audit"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
+
+        from clinic import audit
+
+        # Logins to the back office are audited like the API's (clinic/audit.py).
+        user_logged_in.connect(audit.record_session_login, dispatch_uid="clinic.audit.login")
+        user_login_failed.connect(
+            audit.record_session_login_failure, dispatch_uid="clinic.audit.login_failed"
+        )

@@ -1,16 +1,33 @@
-"""Writing the audit trail (HIPAA 164.312(b)). Services call `record` inside their transaction;
-views call `record_reads` for reads of patient data."""
+"""The audit trail (HIPAA 164.312(b)) and the tamper evidence of hash chains (164.312(c)).
+
+Services call `record` inside their transaction; views call `record_reads` for reads of patient
+data. Neither computes a hash: PostgreSQL chains each clinic's events at COMMIT (trigger
+`clinic_auditevent_chain`, migration clinic/0003), under a per-clinic advisory lock held only
+for the commit, in insertion order. Treatment records are chained the same way
+(treatments/integrity.py).
+
+A chain link is `hash = sha256(previous_hash || canonical)`, `previous_hash` of sequence 1 being
+64 zeros, where `canonical` is PostgreSQL's jsonb text of the row's content. This module
+re-computes that text in Python from the raw columns (`jsonb_text`), so the verifier does not
+trust any function stored in the database it checks.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+from django.db import connection, transaction
 from django.utils import timezone
 from django_guid import get_guid
 
-from clinic.models import REQUEST_ID_MAX_LENGTH, AuditEvent, AuditOutcome, User
+from clinic.models import REQUEST_ID_MAX_LENGTH, AuditEvent, AuditOutcome, Clinic, User
 
 
 def _event(
@@ -71,7 +88,8 @@ def record(
 def record_reads(
     *, actor: User, action: str, object_type: str, objects: Iterable[tuple[Any, UUID | None]]
 ) -> None:
-    """One event per patient-data object read, written in one query whatever the page size.
+    """One event per patient-data object read, written in one query whatever the page size
+    (and chained at commit in the order given).
 
     `objects` yields (object_id, patient_id) pairs.
     """
@@ -88,3 +106,252 @@ def record_reads(
             for object_id, patient_id in objects
         ]
     )
+
+
+# --- Back-office (Django admin) logins -------------------------------------------------------
+# The API's token login audits itself (clinic.services.login). Session logins to /admin/ go
+# through django.contrib.auth, whose signals are connected to these in ClinicConfig.ready().
+
+
+def record_session_login(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
+    record(
+        actor=user,
+        action="auth.login",
+        object_type="staff",
+        object_id=user.id,
+        detail={"via": "admin"},
+    )
+
+
+def record_session_login_failure(
+    sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
+) -> None:
+    # authenticate() without a request is the API's login, which records its own failures.
+    if request is None:
+        return
+    username = str(credentials.get("username", ""))
+    known = User.objects.filter(username__iexact=username).only("id", "clinic_id").first()
+    record(
+        actor=None,
+        actor_label=username[:150],
+        clinic_id=known.clinic_id if known else None,
+        action="auth.login",
+        object_type="staff",
+        object_id=known.id if known else "",
+        outcome=AuditOutcome.FAILED,
+        detail={"via": "admin"},
+    )
+
+
+# --- Hash chains --------------------------------------------------------------------------------
+
+GENESIS_HASH = "0" * 64
+
+
+class RawJSON(str):
+    """JSON text already in PostgreSQL's jsonb form (e.g. `detail::text`), inserted as is."""
+
+
+# The C encoder json.dumps(ensure_ascii=False) uses, without json.dumps' per-call set-up.
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
+@functools.lru_cache(maxsize=256)
+def _key_order(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    ordered = sorted(keys, key=lambda key: (len(key.encode()), key.encode()))
+    return tuple((key, _encode_string(key) + ": ") for key in ordered)
+
+
+def jsonb_text(value: Any) -> str:
+    """`value` as PostgreSQL writes a jsonb value as text: object keys ordered by length in
+    bytes, then bytewise; ", " and ": " separators; strings escaped as JSON (non-ASCII kept)."""
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)
+    if value is None:
+        return "null"
+    if kind is RawJSON:
+        return str.__str__(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if isinstance(value, Mapping):
+        parts = [prefix + jsonb_text(value[key]) for key, prefix in _key_order(tuple(value))]
+        return "{" + ", ".join(parts) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(jsonb_text(item) for item in value) + "]"
+    if isinstance(value, str):
+        return _encode_string(value)
+    raise TypeError(f"no canonical text for {type(value).__name__}")
+
+
+def utc_text(moment: datetime | str) -> str:
+    """A timestamp as the canonical text has it: UTC, microseconds, Z (text passes through)."""
+    if isinstance(moment, str):
+        return moment
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def date_text(day: date | str) -> str:
+    return day if isinstance(day, str) else day.isoformat()
+
+
+def id_text(value: UUID | str | None) -> str | None:
+    return None if value is None else str(value)
+
+
+# The verifiers' queries read every value as the text the canonical form holds.
+UTC_TEXT_FORMAT = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
+
+
+def chain_hash(previous_hash: str, canonical: str) -> str:
+    return hashlib.sha256((previous_hash + canonical).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    id: Any
+    sequence: int | None
+    previous_hash: str | None
+    hash: str | None
+    canonical: str
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    table: str
+    id: Any
+    sequence: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.table} id={self.id} sequence={self.sequence}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class HashChain:
+    """One table whose rows are chained per clinic. `rows(clinic_id)` yields the clinic's rows
+    by sequence (rows never chained last), each with its canonical text computed in Python."""
+
+    table: str
+    rows: Callable[[UUID | None], Iterator[ChainRow]]
+    # The audit trail also has a chain for events of no clinic (logins of unknown usernames).
+    has_clinicless_chain: bool = False
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    table: str
+    clinic_id: UUID | None
+    length: int
+    broken: BrokenLink | None
+
+
+_chains: dict[str, HashChain] = {}
+
+
+def register_chain(chain: HashChain) -> None:
+    """Let an app above add its chained table to `verify_audit`, from its AppConfig.ready()."""
+    _chains[chain.table] = chain
+
+
+def registered_chains() -> list[HashChain]:
+    return list(_chains.values())
+
+
+def verify_chain(chain: HashChain, clinic_id: UUID | None) -> ChainReport:
+    """Walk one clinic's chain from sequence 1 and stop at the first broken link."""
+    expected_sequence = 1
+    expected_previous = GENESIS_HASH
+    for row in chain.rows(clinic_id):
+        reason = None
+        if row.sequence is None:
+            reason = "never chained (no sequence): written with the chain trigger disabled"
+        elif row.sequence != expected_sequence:
+            reason = (
+                f"sequence {row.sequence} where {expected_sequence} was expected: a row is "
+                "missing or was renumbered"
+            )
+        elif row.previous_hash != expected_previous:
+            reason = "previous_hash is not the hash of the row before: the chain was re-linked"
+        elif chain_hash(row.previous_hash, row.canonical) != row.hash:
+            reason = "hash does not match the row's content: the row was altered"
+        if reason:
+            broken = BrokenLink(chain.table, row.id, row.sequence, reason)
+            return ChainReport(chain.table, clinic_id, expected_sequence - 1, broken)
+        expected_previous = row.hash or ""
+        expected_sequence += 1
+    return ChainReport(chain.table, clinic_id, expected_sequence - 1, None)
+
+
+def verify(clinic_id: UUID | None = None) -> Iterator[ChainReport]:
+    """Every registered chain of one clinic, or of every clinic (and the clinic-less one)."""
+    clinic_ids: list[UUID | None] = (
+        [clinic_id]
+        if clinic_id is not None
+        else list(Clinic.objects.order_by("created_at", "id").values_list("id", flat=True))
+    )
+    for chain in registered_chains():
+        for each in clinic_ids:
+            yield verify_chain(chain, each)
+        if clinic_id is None and chain.has_clinicless_chain:
+            yield verify_chain(chain, None)
+
+
+def stream_rows(sql: str, params: Sequence[Any], batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+    """Rows of one query through a server-side cursor: memory stays flat on long chains."""
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+
+
+_AUDIT_COLUMNS = (
+    "sequence, previous_hash, hash, id::text, clinic_id::text,"
+    " to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor_id::text,"
+    " actor_label, action,"
+    " object_type, object_id, patient_id::text, request_id, outcome, detail::text"
+)
+
+
+def _audit_rows(clinic_id: UUID | None) -> Iterator[ChainRow]:
+    where = "clinic_id IS NULL" if clinic_id is None else "clinic_id = %s"
+    sql = (
+        f"SELECT {_AUDIT_COLUMNS} FROM clinic_auditevent WHERE {where}"  # noqa: S608 - no input
+        " ORDER BY sequence NULLS LAST, at, id"
+    )
+    for row in stream_rows(sql, [] if clinic_id is None else [clinic_id]):
+        yield ChainRow(
+            id=row[3],
+            sequence=row[0],
+            previous_hash=row[1],
+            hash=row[2],
+            canonical=audit_canonical(row[3:], sequence=row[0]),
+        )
+
+
+def audit_canonical(columns: Sequence[Any], *, sequence: int | None) -> str:
+    """The canonical text of an audit event, from its columns (id ... detail::text)."""
+    (event_id, clinic_id, at, actor_id, actor_label, action, object_type, object_id, patient_id,
+     request_id, outcome, detail) = columns  # fmt: skip
+    return jsonb_text(
+        {
+            "id": id_text(event_id),
+            "clinic": id_text(clinic_id),
+            "sequence": sequence,
+            "at": utc_text(at),
+            "actor": id_text(actor_id),
+            "actor_label": actor_label,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "patient": id_text(patient_id),
+            "request_id": request_id,
+            "outcome": outcome,
+            "detail": RawJSON(detail),
+        }
+    )
+
+
+register_chain(HashChain("clinic_auditevent", _audit_rows, has_clinicless_chain=True))

@@ -174,9 +174,28 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=REQUEST_ID_MAX_LENGTH, blank=True)
     outcome = models.CharField(max_length=10, choices=AuditOutcome.choices)
     detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    # Tamper evidence (HIPAA 164.312(c)): the clinic's events form one hash chain,
+    # hash = sha256(previous_hash || canonical JSON of this row). PostgreSQL fills these three in
+    # at commit (trigger clinic_auditevent_chain, migration 0003), under a per-clinic advisory
+    # lock, so they are empty only inside the writing transaction. See clinic/audit.py.
+    sequence = models.BigIntegerField(null=True, blank=True, editable=False)
+    # NULL, not "": "not chained yet" is what the seal trigger and the verifier look for.
+    previous_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
+    hash = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         ordering = ["-at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "sequence"], name="clinic_auditevent_sequence_unique"
+            ),
+            # Logins with an unknown username belong to no clinic: their own chain.
+            models.UniqueConstraint(
+                fields=["sequence"],
+                condition=models.Q(clinic__isnull=True),
+                name="clinic_auditevent_sequence_unique_no_clinic",
+            ),
+        ]
         indexes = [
             models.Index(fields=["clinic", "-at"], name="clinic_audit_clinic_at"),
             models.Index(fields=["clinic", "patient_id", "-at"], name="clinic_audit_patient_at"),

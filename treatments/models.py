@@ -124,6 +124,13 @@ class TreatmentRecord(models.Model):
     notes = models.TextField(blank=True)
     depth_override_reason = models.TextField(blank=True)
     recorded_at = models.DateTimeField(auto_now_add=True)
+    # Tamper evidence: the clinic's records form one hash chain, hash = sha256(previous_hash ||
+    # canonical JSON of the row and its depths), filled in by PostgreSQL at commit (trigger
+    # treatments_treatmentrecord_chain, migration 0003). See treatments/integrity.py.
+    sequence = models.BigIntegerField(null=True, blank=True, editable=False)
+    # NULL, not "": "not chained yet" is what the seal trigger and the verifier look for.
+    previous_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
+    hash = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         ordering = ["-performed_at", "-id"]
@@ -131,6 +138,9 @@ class TreatmentRecord(models.Model):
             # A session uses one tip, once.
             models.UniqueConstraint(
                 fields=["session"], name="treatments_treatmentrecord_one_per_session"
+            ),
+            models.UniqueConstraint(
+                fields=["clinic", "sequence"], name="treatments_treatmentrecord_sequence_unique"
             ),
         ]
         indexes = [

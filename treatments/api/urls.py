@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from treatments.api import views
+from treatments.api import export_views, views
 
 router = SimpleRouter()
 router.register("tip-lots", views.TipLotViewSet, basename="tip-lot")
@@ -12,6 +12,8 @@ router.register(
 UUID = "<uuid:pk>"
 lot = views.TipLotActionsViewSet
 treatment = views.SessionTreatmentViewSet
+usage_csv = export_views.TipUsageExportView
+everything = export_views.PatientEverythingView
 
 urlpatterns = [
     *router.urls,
@@ -32,4 +34,10 @@ urlpatterns = [
         treatment.as_view({"get": "aftercare"}),
         name="session-aftercare",
     ),
+    # The contract's paths have no trailing slash; the slashed forms answer too (not in the
+    # schema, so each operation is documented once).
+    path("exports/tip-usage.csv", usage_csv.as_view(), name="export-tip-usage"),
+    path("exports/tip-usage.csv/", usage_csv.as_view(schema=None)),
+    path(f"fhir/Patient/{UUID}/$everything", everything.as_view(), name="fhir-everything"),
+    path(f"fhir/Patient/{UUID}/$everything/", everything.as_view(schema=None)),
 ]

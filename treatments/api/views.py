@@ -90,6 +90,13 @@ class TipLotActionsViewSet(ClinicScopedViewSet):
         recall = services.recall_tip_lot(
             actor=request.user, lot=lot, reason=body.validated_data["reason"]
         )
+        # The answer names each affected patient with their contact details: a read of each.
+        audit.record_reads(
+            actor=request.user,
+            action="tip_lot.recall_affected_patient",
+            object_type="patient",
+            objects=[(patient.id, patient.id) for patient in recall.affected_patients],
+        )
         return Response(RecallSerializer(asdict(recall)).data)
 
     @extend_schema(responses={200: TreatmentRecordSerializer(many=True)})

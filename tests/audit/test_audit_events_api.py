@@ -1,0 +1,233 @@
+"""`GET /api/v1/audit-events/`: roles, fields, filters, clinic scope, cursor pagination."""
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from clinic import audit
+from clinic.models import AuditEvent, AuditOutcome, Role
+from tests.audit.conftest import seal
+from tests.factories import PatientFactory
+
+URL = "/api/v1/audit-events/"
+T0 = datetime(2025, 3, 10, 14, 0, tzinfo=UTC)  # 10:00 in New York (EDT since 9 March)
+
+
+def write(actor, minutes: int, action: str = "patient.read", **kwargs) -> AuditEvent:
+    with time_machine.travel(T0 + timedelta(minutes=minutes), tick=False):
+        return audit.record(actor=actor, action=action, object_type="patient", **kwargs)
+
+
+def ids(response) -> list[str]:
+    return [event["id"] for event in response.json()["results"]]
+
+
+def trail_reads(auditor) -> int:
+    return AuditEvent.objects.filter(action="audit_event.list", actor=auditor).count()
+
+
+@pytest.mark.django_db
+def test_auditor_reads_the_trail_with_every_field(api, auditor, front_desk, clinic):
+    patient = PatientFactory(clinic=clinic)
+    first = write(front_desk, 1, object_id=patient.id, patient_id=patient.id)
+    second = write(
+        None,
+        2,
+        action="auth.login",
+        actor_label="ghost",
+        outcome=AuditOutcome.FAILED,
+        clinic_id=clinic.id,
+        detail={"why": "bad password"},
+    )
+    seal()
+    first.refresh_from_db()
+    second.refresh_from_db()
+
+    response = api(auditor).get(URL)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "results": [
+            {
+                "id": str(second.id),
+                "at": "2025-03-10T14:02:00Z",
+                "actor": None,
+                "actor_label": "ghost",
+                "action": "auth.login",
+                "object_type": "patient",
+                "object_id": "",
+                "patient": None,
+                "request_id": "",
+                "outcome": "failed",
+                "detail": {"why": "bad password"},
+                "sequence": 2,
+                "hash": second.hash,
+            },
+            {
+                "id": str(first.id),
+                "at": "2025-03-10T14:01:00Z",
+                "actor": str(front_desk.id),
+                "actor_label": front_desk.username,
+                "action": "patient.read",
+                "object_type": "patient",
+                "object_id": str(patient.id),
+                "patient": str(patient.id),
+                "request_id": "",
+                "outcome": "success",
+                "detail": {},
+                "sequence": 1,
+                "hash": first.hash,
+            },
+        ],
+        "next": None,
+        "previous": None,
+    }
+    # Reading the trail is on the trail.
+    event = AuditEvent.objects.get(action="audit_event.list")
+    assert (event.actor_id, event.object_type, event.detail) == (
+        auditor.id,
+        "audit_event",
+        {"filters": {}, "count": 2},
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.AUDITOR])
+def test_admins_and_auditors_may_read(api, make_user, clinic, role):
+    assert api(make_user(role, clinic)).get(URL).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.PROVIDER])
+def test_every_other_role_is_refused_and_the_attempt_recorded(api, make_user, clinic, role):
+    user = make_user(role, clinic)
+    response = api(user).get(URL)
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "permission_denied"
+    denied = AuditEvent.objects.get(actor=user)
+    assert (denied.action, denied.object_type, denied.outcome) == (
+        "audit_event.list",
+        "audit_event",
+        "denied",
+    )
+
+
+@pytest.mark.django_db
+def test_anonymous_is_401(api):
+    response = api().get(URL)
+    assert (response.status_code, response.json()["code"]) == (401, "not_authenticated")
+
+
+@pytest.mark.django_db
+def test_writes_are_refused(api, auditor, admin):
+    assert api(auditor).post(URL, {}).status_code == 403
+    assert api(admin).post(URL, {}).status_code == 405
+
+
+@pytest.mark.django_db
+def test_another_clinics_events_are_invisible(api, auditor, admin, other_clinic, make_user):
+    mine = write(admin, 1)
+    write(make_user(Role.ADMIN, other_clinic), 2)
+    assert ids(api(auditor).get(URL)) == [str(mine.id)]
+
+
+@pytest.mark.django_db
+def test_filters(api, auditor, admin, front_desk, clinic):
+    patient, other = PatientFactory(clinic=clinic), PatientFactory(clinic=clinic)
+    a = write(admin, 0, patient_id=patient.id)  # 10:00 New York
+    b = write(front_desk, 60 * 10, action="patient.update", patient_id=patient.id)  # 20:00
+    c = write(front_desk, 60 * 11, patient_id=other.id)  # 21:00 New York, next day in UTC
+    d = write(front_desk, 60 * 24, outcome=AuditOutcome.DENIED)  # the next day
+    client = api(auditor)
+
+    def listed(**params) -> list[str]:
+        response = client.get(URL, params)
+        assert response.status_code == 200, response.json()
+        return [i for i in ids(response) if i in {str(e.id) for e in (a, b, c, d)}]
+
+    assert listed() == [str(d.id), str(c.id), str(b.id), str(a.id)]
+    assert listed(patient=str(patient.id)) == [str(b.id), str(a.id)]
+    assert listed(actor=str(front_desk.id)) == [str(d.id), str(c.id), str(b.id)]
+    assert listed(action="patient.update") == [str(b.id)]
+    assert listed(outcome="denied") == [str(d.id)]
+    assert listed(since="2025-03-11T00:30:00Z") == [str(d.id), str(c.id)]
+    assert listed(since="2025-03-10T20:00:00-04:00") == [str(d.id), str(c.id), str(b.id)]
+    # A date, or a time without offset, is the clinic's (New York): 21:00 there is 01:00 UTC.
+    assert listed(since="2025-03-10T21:00:00") == [str(d.id), str(c.id)]
+    assert listed(since="2025-03-11") == [str(d.id)]
+    assert listed(patient=str(patient.id), action="patient.read") == [str(a.id)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"since": "yesterday"}, "since"),
+        ({"patient": "42"}, "patient"),
+        ({"outcome": "x"}, "outcome"),
+    ],
+)
+def test_bad_filters_are_400(api, auditor, params, field):
+    response = api(auditor).get(URL, params)
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["code"], list(body["errors"])) == ("invalid", [field])
+
+
+@pytest.mark.django_db
+def test_cursor_pagination_walks_every_event_once_newest_first(api, auditor, admin):
+    events = [write(admin, n, object_id=n + 1) for n in range(7)]
+    client = api(auditor)
+    expected = [str(e.id) for e in reversed(events)]
+
+    first = client.get(URL, {"page_size": 3, "action": "patient.read"}).json()
+    assert [e["id"] for e in first["results"]] == expected[:3]
+    assert first["previous"] is None
+    assert parse_qs(urlparse(first["next"]).query)["page_size"] == ["3"]
+    # Events written meanwhile (e.g. this very reading) do not shift the pages.
+    write(admin, 100)
+    second = client.get(first["next"]).json()
+    assert [e["id"] for e in second["results"]] == expected[3:6]
+    third = client.get(second["next"]).json()
+    assert ([e["id"] for e in third["results"]], third["next"]) == (expected[6:], None)
+    back = client.get(third["previous"]).json()
+    assert [e["id"] for e in back["results"]] == expected[3:6]
+
+
+@pytest.mark.django_db
+def test_page_size_is_clamped_to_200(api, auditor, admin):
+    audit.record_reads(
+        actor=admin,
+        action="patient.list",
+        object_type="patient",
+        objects=[(f"p{n}", None) for n in range(230)],
+    )
+    response = api(auditor).get(URL, {"page_size": 1000})
+    assert len(response.json()["results"]) == 200
+    assert response.json()["next"] is not None
+    assert len(api(auditor).get(URL).json()["results"]) == 50
+
+
+@pytest.mark.django_db
+def test_bad_cursor_is_404_problem(api, auditor):
+    response = api(auditor).get(URL, {"cursor": "garbage"})
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+
+
+@pytest.mark.django_db
+def test_query_count_does_not_grow_with_the_page(api, auditor, admin):
+    client = api(auditor)
+    write(admin, 0)
+    with CaptureQueriesContext(connection) as small:
+        assert len(client.get(URL).json()["results"]) == 1
+    for n in range(1, 40):
+        write(admin, n)
+    with CaptureQueriesContext(connection) as large:
+        assert len(client.get(URL).json()["results"]) == 41  # 40 + the first reading
+    assert len(large) == len(small)
+    assert trail_reads(auditor) == 2
