@@ -49,7 +49,7 @@ def _event(
         actor_label=actor_label or (actor.username if actor else "system"),
         action=action,
         object_type=object_type,
-        object_id=str(object_id or ""),
+        object_id="" if object_id is None else str(object_id),
         patient_id=patient_id,
         # The id is client-supplied (X-Request-ID, any length); the column holds 64 characters.
         request_id=(get_guid() or "")[:REQUEST_ID_MAX_LENGTH],

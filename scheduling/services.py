@@ -228,6 +228,9 @@ def reschedule_session(
 ) -> Session:
     """Move a booked session (optionally to another provider or room), with every booking check."""
     with transaction.atomic():
+        # Patient first (the one lock order): an archive racing this move comes strictly
+        # before it (and the move is refused) or after it.
+        _lock_patient(session.patient_id)
         session = Session.objects.select_for_update(no_key=True).get(pk=session.pk)
         series = _lock_series(session.series_id)
         if session.status not in rules.RESCHEDULABLE:
@@ -296,6 +299,9 @@ def _check_booking(session: Session, series: Series, *, new: bool) -> None:
         raise InvalidState(f"The series is {series.status}.")
     if series.patient.is_archived:
         raise InvalidState("The patient is archived.")
+    # Checked again at each booking: a patient's skin type may be corrected after planning.
+    if not rules.indication_allowed(series.indication, series.patient.fitzpatrick_type):
+        raise IndicationNotAllowed("Neck wrinkles are cleared for Fitzpatrick types II to IV only.")
 
     overlap = _overlap_error(session)
     if overlap is not None:

@@ -24,6 +24,7 @@ from scheduling import services as scheduling_services
 from scheduling.errors import PatientNotEligible
 from scheduling.models import OPEN_SESSION_STATUSES, Session
 from scheduling.outbox import NotificationKind
+from scheduling.selectors import local_date
 from treatments import rules
 from treatments.errors import (
     DepthNotAllowed,
@@ -101,6 +102,7 @@ def create_aftercare_template(
     *, actor: User, name: str, steps: list[dict[str, Any]], is_default: bool = False
 ) -> AftercareTemplate:
     clinic_id = actor.clinic_uuid
+    _lock_templates_of(clinic_id)
     if AftercareTemplate.objects.filter(clinic_id=clinic_id, name=name).exists():
         raise InvalidInput({"name": ["A template with this name exists."]})
     if is_default:
@@ -123,6 +125,7 @@ def create_aftercare_template(
 def update_aftercare_template(
     *, actor: User, template: AftercareTemplate, changes: dict[str, Any]
 ) -> AftercareTemplate:
+    _lock_templates_of(template.clinic_id)
     template = AftercareTemplate.objects.select_for_update().get(pk=template.pk)
     if changes.get("is_default") is False and template.is_default:
         raise InvalidInput(
@@ -152,6 +155,12 @@ def update_aftercare_template(
         detail={"fields": sorted(changes)},
     )
     return template
+
+
+def _lock_templates_of(clinic_id: UUID) -> None:
+    """Template writes of one clinic go one at a time (the clinic row is the lock), so two
+    "make this the default" requests cannot both clear the old default."""
+    Clinic.objects.select_for_update(no_key=True).get(pk=clinic_id)
 
 
 def _ordered_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -235,7 +244,8 @@ def record_treatment(
     performed_at = performed_at or now
     if performed_at > now + CLOCK_SKEW:
         raise InvalidInput({"performed_at": ["Must not be in the future."]})
-    performed_on = timezone.localdate(performed_at, timezone=session.clinic.zone)
+    performed_on = local_date(performed_at, session.clinic)
+    _check_depths(depths, depth_override_reason)
 
     # Treatment always needs full eligibility, on the day it is done.
     eligibility = patient_selectors.eligibility_on(session.patient, performed_on)
@@ -246,7 +256,6 @@ def record_treatment(
         raise TipLotRecalled()
     if tip_lot.expires_on < performed_on:
         raise TipLotExpired()
-    _check_depths(depths, depth_override_reason)
     _take_one_cartridge(tip_lot)
 
     record = TreatmentRecord.objects.create(

@@ -6,6 +6,7 @@ the view's queryset to the user's clinic, so another clinic's object is simply n
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -117,6 +118,16 @@ class PatientDataViewSet(ClinicScopedViewSet):
         obj = self.get_object()
         self.audit_reads([obj], "read")
         return Response(self.get_serializer(obj).data)
+
+
+class IsoDateField(serializers.DateField):
+    """A date exactly as the contract writes it, YYYY-MM-DD: "03/01/2026" is refused, never
+    guessed as March or January."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            self.fail("invalid", format="YYYY-MM-DD")
+        return super().to_internal_value(value)
 
 
 class ClinicRelatedField(serializers.PrimaryKeyRelatedField):

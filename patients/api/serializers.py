@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from clinic.api.base import IsoDateField
 from patients.models import Patient, Screening
 from patients.rules import CONTRAINDICATION_ANSWERS, WARNING_ANSWERS
 
@@ -73,7 +74,7 @@ class ScreeningSerializer(serializers.ModelSerializer):
 
 
 class EligibilityQuerySerializer(serializers.Serializer):
-    on = serializers.DateField(required=False)
+    on = IsoDateField(required=False)
 
 
 class EligibilitySerializer(serializers.Serializer):

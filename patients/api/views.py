@@ -87,7 +87,6 @@ class ScreeningViewSet(ClinicScopedViewSet):
     read_roles = ALL_ROLES
     write_roles = CLINICAL_STAFF
     audit_object_type = "screening"
-    pagination_class = None
 
     def _patient(self, pk: str) -> Patient:
         return get_object_or_404(self.get_queryset(), pk=pk)
@@ -95,14 +94,14 @@ class ScreeningViewSet(ClinicScopedViewSet):
     @extend_schema(responses={200: ScreeningSerializer(many=True)})
     def list(self, request: Request, pk: str) -> Response:
         patient = self._patient(pk)
-        screenings = list(patient.screenings.order_by("-screened_at", "-id"))
+        screenings = self.paginate_queryset(patient.screenings.order_by("-screened_at", "-id"))
         audit.record_reads(
             actor=request.user,
             action="screening.list",
             object_type="screening",
             objects=[(s.id, patient.id) for s in screenings],
         )
-        return Response(ScreeningSerializer(screenings, many=True).data)
+        return self.get_paginated_response(ScreeningSerializer(screenings, many=True).data)
 
     @extend_schema(request=ScreeningSerializer, responses={201: ScreeningSerializer})
     def create(self, request: Request, pk: str) -> Response:

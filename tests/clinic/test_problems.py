@@ -1,9 +1,7 @@
 """Every error is RFC 9457 problem details with a `code`."""
 
-import uuid
-
 import pytest
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -84,21 +82,18 @@ def test_an_unmapped_constraint_violation_is_a_409_problem(admin, api, monkeypat
 
 
 @pytest.mark.django_db
-def test_a_named_constraint_race_answers_like_the_service_check(admin, api, monkeypatch):
-    """The service checks first; if a concurrent insert wins, the DB constraint decides and
-    the answer is the same 400."""
-    from clinic import services
+def test_a_named_constraint_violation_maps_to_the_services_error(admin):
+    """When a concurrent insert wins the race past the service's pre-check, PostgreSQL's named
+    constraint decides, and the error it raises maps to the very same domain error."""
+    from clinic.errors import InvalidInput, error_for_integrity_error
     from clinic.models import Room
 
-    api(admin).post("/api/v1/rooms/", {"name": "Lotus"})
-    real_filter = Room.objects.filter
-    monkeypatch.setattr(
-        Room.objects, "filter", lambda *a, **kw: real_filter(pk=uuid.uuid4())
-    )  # the pre-check sees nothing, as if the other insert had not committed yet
-    response = api(admin).post("/api/v1/rooms/", {"name": "LOTUS"})
-    body = assert_problem(response, 400, "invalid")
-    assert body["errors"] == {"name": ["A room with this name already exists."]}
-    assert services  # imported for the patch target's module
+    Room.objects.create(clinic=admin.clinic, name="Lotus")
+    with pytest.raises(IntegrityError) as raised, transaction.atomic():
+        Room.objects.create(clinic=admin.clinic, name="LOTUS")
+    mapped = error_for_integrity_error(raised.value)
+    assert isinstance(mapped, InvalidInput)
+    assert mapped.extra == {"errors": {"name": ["A room with this name already exists."]}}
 
 
 @pytest.mark.django_db

@@ -201,7 +201,7 @@ def test_screening_result_is_computed_and_stored(front_desk, api):
     # A later change of the clinic's settings never rewrites a recorded screening.
     clinic.screening_valid_days = 30
     clinic.save()
-    listed = api(front_desk).get(f"/api/v1/patients/{patient.id}/screenings/").json()
+    listed = api(front_desk).get(f"/api/v1/patients/{patient.id}/screenings/").json()["results"]
     assert [(s["id"], s["valid_until"]) for s in listed] == [(body["id"], "2026-06-08")]
 
 
@@ -246,7 +246,7 @@ def test_screenings_are_listed_newest_first(front_desk, api):
     patient = PatientFactory(clinic=front_desk.clinic)
     old = ScreeningFactory(patient=patient, screened_at=timezone.now() - timedelta(days=5))
     new = ScreeningFactory(patient=patient)
-    listed = api(front_desk).get(f"/api/v1/patients/{patient.id}/screenings/").json()
+    listed = api(front_desk).get(f"/api/v1/patients/{patient.id}/screenings/").json()["results"]
     assert [s["id"] for s in listed] == [str(new.id), str(old.id)]
 
 
@@ -293,5 +293,14 @@ def test_screening_list_query_count_is_constant(front_desk, api):
         client.get(f"/api/v1/patients/{patient.id}/screenings/")
     ScreeningFactory.create_batch(10, patient=patient)
     with CaptureQueriesContext(connection) as many:
-        assert len(client.get(f"/api/v1/patients/{patient.id}/screenings/").json()) == 11
+        page = client.get(f"/api/v1/patients/{patient.id}/screenings/").json()
+        assert len(page["results"]) == 11
     assert len(many) == len(one)
+
+
+@pytest.mark.django_db
+def test_eligibility_date_must_be_iso(front_desk, api):
+    patient = PatientFactory(clinic=front_desk.clinic)
+    url = f"/api/v1/patients/{patient.id}/eligibility/"
+    for bad in ("20260301", "2026-3-1", "03/01/2026"):
+        assert api(front_desk).get(url, {"on": bad}).json()["code"] == "invalid"

@@ -406,3 +406,15 @@ def test_flags_follow_each_new_screening(front_desk, provider, api, make_series,
     done.refresh_from_db()
     assert done.flags == []  # only sessions still to come carry flags
     assert AuditEvent.objects.filter(action="session.flags").count() == 3
+
+
+@pytest.mark.django_db
+def test_neck_series_is_refused_at_booking_once_the_skin_type_is_corrected(
+    front_desk, provider, api, make_series, patient, at
+):
+    series = make_series(indication="neck_wrinkles")
+    patient.fitzpatrick_type = 5
+    patient.save()
+    response = api(front_desk).post("/api/v1/sessions/", booking(series, provider, at(3)))
+    assert problem(response) == (422, "indication_not_allowed")
+    assert not Session.objects.exists()

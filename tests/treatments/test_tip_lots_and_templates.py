@@ -189,3 +189,30 @@ def test_templates_are_created_and_edited_by_admins(admin, provider, api):
 def test_bad_templates_are_400(admin, api, body):
     response = api(admin).post("/api/v1/aftercare-templates/", body)
     assert (response.status_code, response.json()["code"]) == (400, "invalid")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_default_switches_leave_exactly_one_default(admin, api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection as db
+
+    steps = [{"day_offset": 0, "product": "", "instruction": "Rest."}]
+    clients = [api(admin) for _ in range(8)]
+
+    def create(n):
+        try:
+            return (
+                clients[n]
+                .post(
+                    "/api/v1/aftercare-templates/",
+                    {"name": f"T{n}", "steps": steps, "is_default": True},
+                )
+                .status_code
+            )
+        finally:
+            db.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(create, range(8))) == [201] * 8
+    assert AftercareTemplate.objects.filter(clinic=admin.clinic, is_default=True).count() == 1

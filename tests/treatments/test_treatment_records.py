@@ -315,3 +315,20 @@ def test_usage_lists_the_lots_records_with_constant_queries(provider, make_sessi
         page = client.get(f"/api/v1/tip-lots/{lot.id}/usage/").json()
     assert len(page["results"]) == 5
     assert len(many) == len(one)
+
+
+@pytest.mark.django_db
+def test_performed_at_must_name_its_offset(provider, session, lot, api):
+    response = api(provider).post(
+        url(session), treatment_body(lot, performed_at="2026-03-01T10:00:00")
+    )
+    assert (response.status_code, list(response.json()["errors"])) == (400, ["performed_at"])
+
+
+@pytest.mark.django_db
+def test_bad_depths_are_refused_before_eligibility(provider, make_session, lot, api):
+    session = make_session()
+    ScreeningFactory(patient=session.patient, contraindications=["open_wounds"], eligible=False)
+    bad = [{"area": "cheeks", "depth_mm": "3.00"}]
+    response = api(provider).post(url(session), treatment_body(lot, depths=bad))
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")

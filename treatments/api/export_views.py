@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic import audit
-from clinic.api.base import ClinicAPIView
+from clinic.api.base import ClinicAPIView, IsoDateField
 from clinic.api.permissions import ALL_ROLES, AUDIT_READERS
 from patients.models import Patient
 from treatments import exports, fhir
@@ -45,8 +45,8 @@ class TipUsageQuerySerializer(serializers.Serializer):
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return {
-            "from": serializers.DateField(required=False),
-            "to": serializers.DateField(required=False),
+            "from": IsoDateField(required=False),
+            "to": IsoDateField(required=False),
             "lot": serializers.CharField(required=False, max_length=64),
         }
 

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from clinic.api.base import ClinicRelatedField
 from clinic.models import Handpiece
+from scheduling.api.serializers import AwareDateTimeField
 from treatments import rules
 from treatments.models import AftercareTemplate, TipLot, TreatmentAmendment, TreatmentRecord
 
@@ -87,7 +88,7 @@ class TreatmentInputSerializer(serializers.Serializer):
     depth_override_reason = serializers.CharField(
         max_length=1000, required=False, allow_blank=True, default=""
     )
-    performed_at = serializers.DateTimeField(required=False, default=None)
+    performed_at = AwareDateTimeField(required=False, default=None)
 
 
 class AmendmentInputSerializer(serializers.Serializer):
