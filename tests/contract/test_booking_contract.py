@@ -22,6 +22,7 @@ from rest_framework.test import APIClient
 from clinic.models import Role
 from patients.models import Patient
 from scheduling.models import Series, SessionStatus
+from tests.contract.helpers import assert_ok, assert_problem, assert_uuid, instant
 from tests.factories import ScreeningFactory, SessionFactory
 
 PATIENTS = "/api/v1/patients/"
@@ -29,8 +30,6 @@ SERIES = "/api/v1/series/"
 SESSIONS = "/api/v1/sessions/"
 ROOMS = "/api/v1/rooms/"
 
-PROBLEM = "application/problem+json"
-PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code"}
 SERIES_FIELDS = {
     "id",
     "patient",
@@ -63,33 +62,6 @@ _serial = itertools.count(100)
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    """An RFC 9457 problem document with the contract's members, status and code."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM, response["Content-Type"]
-    body = response.json()
-    assert set(body) >= PROBLEM_MEMBERS, body
-    assert (body["status"], body["code"]) == (status, code), body
-    return body
-
-
-def assert_ok(response, status: int = 200) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/json"
-    return response.json()
-
-
-def instant(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    assert moment.utcoffset() is not None, f"{value} has no offset"
-    return moment
-
-
-def assert_uuid(value) -> None:
-    assert isinstance(value, str), value
-    uuid.UUID(value)
 
 
 def listed(client: APIClient, path: str, **params) -> list[dict]:

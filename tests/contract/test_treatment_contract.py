@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 from clinic.models import Role
 from patients.models import Patient
 from scheduling.models import Series, SessionStatus
+from tests.contract.helpers import PROBLEM, assert_ok, assert_problem, assert_uuid, instant
 from tests.factories import ScreeningFactory, SessionFactory
 
 PATIENTS = "/api/v1/patients/"
@@ -31,8 +32,6 @@ HANDPIECES = "/api/v1/handpieces/"
 TEMPLATES = "/api/v1/aftercare-templates/"
 NOTIFICATIONS = "/api/v1/notifications/"
 
-PROBLEM = "application/problem+json"
-PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code"}
 LOT_FIELDS = {
     "id",
     "lot_number",
@@ -60,33 +59,6 @@ _serial = itertools.count(500)
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    """An RFC 9457 problem document with the contract's members, status and code."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM, response["Content-Type"]
-    body = response.json()
-    assert set(body) >= PROBLEM_MEMBERS, body
-    assert (body["status"], body["code"]) == (status, code), body
-    return body
-
-
-def assert_ok(response, status: int = 200) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/json"
-    return response.json()
-
-
-def instant(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    assert moment.utcoffset() is not None, f"{value} has no offset"
-    return moment
-
-
-def assert_uuid(value) -> None:
-    assert isinstance(value, str), value
-    uuid.UUID(value)
 
 
 def page(client: APIClient, path: str, **params) -> list[dict]:
