@@ -87,9 +87,10 @@ def create_series(
         errors["planned_sessions"] = [
             f"Must be {rules.MIN_PLANNED_SESSIONS} to {rules.MAX_PLANNED_SESSIONS}."
         ]
-    if interval_days < clinic.min_interval_days:
+    if not clinic.min_interval_days <= interval_days <= rules.MAX_INTERVAL_DAYS:
         errors["interval_days"] = [
-            f"Must be at least the clinic's minimum interval ({clinic.min_interval_days} days)."
+            f"Must be from the clinic's minimum interval ({clinic.min_interval_days} days) "
+            f"to {rules.MAX_INTERVAL_DAYS} days."
         ]
     if errors:
         raise InvalidInput(errors)

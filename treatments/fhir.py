@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from clinic.models import Clinic, Handpiece, User
 from patients.models import Patient
+from patients.services import clinic_today
 from scheduling.models import Series, Session, SessionStatus
 from scheduling.selectors import sessions_with_number
 from treatments.models import AftercarePlan, TipLot, TreatmentRecord
@@ -294,7 +295,7 @@ def _care_plan(series: Series, data: PatientRecords, today: date) -> dict[str, A
 
 def everything_bundle(data: PatientRecords, base_url: str, self_url: str) -> dict[str, Any]:
     """The searchset Bundle; `base_url` ends with "/" and prefixes each entry's fullUrl."""
-    today = timezone.localdate(timezone=data.clinic.zone)
+    today = clinic_today(data.clinic)
     series_of_session = {s.id: s.series_id for s in data.sessions}
     resources: list[dict[str, Any]] = [_patient(data)]
     resources += [_care_plan(series, data, today) for series in data.series]

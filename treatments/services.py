@@ -20,9 +20,10 @@ from clinic.errors import InvalidInput, InvalidState, register_constraint_error
 from clinic.models import Clinic, Handpiece, User
 from patients import selectors as patient_selectors
 from scheduling import notifications
+from scheduling import rules as scheduling_rules
 from scheduling import services as scheduling_services
 from scheduling.errors import PatientNotEligible
-from scheduling.models import OPEN_SESSION_STATUSES, Session
+from scheduling.models import Session, SessionStatus
 from scheduling.outbox import NotificationKind
 from scheduling.selectors import local_date
 from treatments import rules
@@ -237,7 +238,9 @@ def record_treatment(
     )
     if TreatmentRecord.objects.filter(session=session).exists():
         raise SessionAlreadyRecorded()
-    if session.status not in OPEN_SESSION_STATUSES:
+    # Asked up front (complete_session decides it again, atomically) so a closed session is
+    # told so before any eligibility or lot answer.
+    if not scheduling_rules.can_transition(session.status, SessionStatus.COMPLETED):
         raise InvalidState(f"A {session.status} session cannot be treated.")
 
     now = timezone.now()

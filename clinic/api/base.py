@@ -119,6 +119,10 @@ class PatientDataViewSet(ClinicScopedViewSet):
         self.audit_reads([obj], "read")
         return Response(self.get_serializer(obj).data)
 
+    def _respond(self, obj: Any, status: int = 200) -> Response:
+        """A written object as the list shows it (with its computed fields), re-read once."""
+        return Response(self.get_serializer(self.get_queryset().get(pk=obj.pk)).data, status)
+
 
 class IsoDateField(serializers.DateField):
     """A date exactly as the contract writes it, YYYY-MM-DD: "03/01/2026" is refused, never

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from clinic.models import Clinic, Handpiece, Role, Room, User
+from clinic.services import CLINIC_SETTINGS_FIELDS
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -24,16 +25,7 @@ class ClinicSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Clinic
-        fields = [
-            "id",
-            "name",
-            "timezone",
-            "screening_valid_days",
-            "min_interval_days",
-            "default_interval_days",
-            "isotretinoin_washout_months",
-            "reminder_lead_hours",
-        ]
+        fields = ["id", *CLINIC_SETTINGS_FIELDS]
         read_only_fields = ["id"]
 
 

@@ -3,6 +3,7 @@ from rest_framework import serializers
 from clinic.api.base import IsoDateField
 from patients.models import Patient, Screening
 from patients.rules import CONTRAINDICATION_ANSWERS, WARNING_ANSWERS
+from patients.services import PATIENT_FIELDS
 
 
 class PatientSerializer(serializers.ModelSerializer):
@@ -17,14 +18,7 @@ class PatientSerializer(serializers.ModelSerializer):
         model = Patient
         fields = [
             "id",
-            "first_name",
-            "last_name",
-            "date_of_birth",
-            "email",
-            "phone",
-            "fitzpatrick_type",
-            "sms_opt_in",
-            "email_opt_in",
+            *PATIENT_FIELDS,
             "archived",
             "archived_at",
             "created_at",

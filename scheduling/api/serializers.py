@@ -28,12 +28,9 @@ class AwareDateTimeField(serializers.DateTimeField):
 class SeriesSerializer(serializers.ModelSerializer):
     patient = ClinicRelatedField(queryset=Patient.objects.all())
     indication = serializers.ChoiceField(choices=Indication.choices)
-    planned_sessions = serializers.IntegerField(
-        min_value=rules.MIN_PLANNED_SESSIONS, max_value=rules.MAX_PLANNED_SESSIONS
-    )
+    # Ranges are the service's rule (and a database constraint); here only the type.
+    planned_sessions = serializers.IntegerField()
     interval_days = serializers.IntegerField(
-        min_value=1,
-        max_value=365,
         required=False,
         allow_null=True,
         help_text="Days between sessions; the clinic's default_interval_days when left out.",
@@ -117,20 +114,13 @@ class BookingSerializer(serializers.Serializer):
     )
     room = ClinicRelatedField(queryset=Room.objects.all(), required=False, allow_null=True)
     starts_at = AwareDateTimeField()
-    duration_minutes = serializers.IntegerField(
-        min_value=rules.MIN_DURATION_MINUTES,
-        max_value=rules.MAX_DURATION_MINUTES,
-        default=rules.DEFAULT_DURATION_MINUTES,
-    )
+    duration_minutes = serializers.IntegerField(default=rules.DEFAULT_DURATION_MINUTES)
 
 
 class RescheduleSerializer(serializers.Serializer):
     starts_at = AwareDateTimeField()
     duration_minutes = serializers.IntegerField(
-        min_value=rules.MIN_DURATION_MINUTES,
-        max_value=rules.MAX_DURATION_MINUTES,
-        required=False,
-        help_text="Default: the session's current duration.",
+        required=False, help_text="Default: the session's current duration."
     )
     provider = ClinicRelatedField(
         queryset=User.objects.all(), required=False, help_text="Default: the current provider."

@@ -68,9 +68,6 @@ class SeriesViewSet(PatientDataViewSet):
     def get_queryset(self):
         return selectors.series_with_progress(super().get_queryset())
 
-    def _respond(self, series: Series, status: int = 200) -> Response:
-        return Response(self.get_serializer(self.get_queryset().get(pk=series.pk)).data, status)
-
     @extend_schema(responses={201: SeriesSerializer})
     def create(self, request: Request) -> Response:
         body = self.get_serializer(data=request.data)
@@ -102,9 +99,6 @@ class SessionViewSet(PatientDataViewSet):
 
     def get_queryset(self):
         return selectors.sessions_with_number(super().get_queryset())
-
-    def _respond(self, session: Session, status: int = 200) -> Response:
-        return Response(self.get_serializer(self.get_queryset().get(pk=session.pk)).data, status)
 
     @extend_schema(request=BookingSerializer, responses={201: SessionSerializer})
     def create(self, request: Request) -> Response:

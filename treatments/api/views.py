@@ -1,6 +1,5 @@
 from dataclasses import asdict
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins
 from rest_framework.exceptions import NotFound
@@ -11,6 +10,7 @@ from clinic import audit
 from clinic.api.base import ClinicScopedViewSet
 from clinic.api.permissions import ADMIN, ALL_ROLES, PROVIDERS
 from clinic.models import Role
+from patients.services import clinic_today
 from scheduling.models import Session
 from treatments import selectors, services
 from treatments.api.serializers import (
@@ -37,7 +37,7 @@ class TipLotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScop
 
     def get_serializer_context(self) -> dict:
         context = super().get_serializer_context()
-        context["today"] = timezone.localdate(timezone=self.request.user.clinic.zone)
+        context["today"] = clinic_today(self.request.user.clinic)
         return context
 
     def create(self, request: Request) -> Response:
