@@ -9,7 +9,7 @@ class implementing `send`.
 Every message carries a `reference`, the notification's id, which never changes between
 attempts: an adapter whose provider accepts an idempotency key or client reference should pass
 it, so the provider itself can drop the one duplicate our outbox cannot rule out (see
-scheduling.notifications.send).
+scheduling.notifications.sender.send).
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ from django.db import models
 from clinic.models import Clinic, Room
 from patients.models import Patient
 
+# The notification outbox's model lives with its services (scheduling.notifications); importing
+# it here registers it with the app. It refers to Session by name, so there is no import cycle.
+from scheduling.notifications.models import Notification  # noqa: F401
+
 
 class TsTzRange(models.Func):
     """PostgreSQL's tstzrange(start, end, '[)'): a session holds [starts_at, ends_at), so two
@@ -196,6 +200,3 @@ class Session(models.Model):
     @property
     def duration_minutes(self) -> int:
         return int((self.ends_at - self.starts_at).total_seconds() // 60)
-
-
-from scheduling.outbox import Notification  # noqa: E402, F401

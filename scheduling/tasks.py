@@ -12,7 +12,7 @@ from uuid import UUID
 
 from celery import shared_task
 
-from scheduling import notifications
+from scheduling.notifications import scans, sender
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +24,9 @@ def send_notification(*, notification_id: str) -> str:
         pk = UUID(notification_id)
     except ValueError:
         logger.warning("send_notification: %r is not a notification id", notification_id)
-        return notifications.MISSING
-    outcome = notifications.send(pk)
-    if outcome == notifications.MISSING:
+        return sender.MISSING
+    outcome = sender.send(pk)
+    if outcome == sender.MISSING:
         logger.info("notification %s is gone; nothing to send", pk)
     return outcome
 
@@ -34,14 +34,14 @@ def send_notification(*, notification_id: str) -> str:
 @shared_task(name="scheduling.send_due_notifications")
 def send_due_notifications() -> int:
     """Send due rows (one batch); returns how many went out."""
-    outcomes = notifications.send_due()
+    outcomes = sender.send_due()
     logger.info("sent due notifications: %s", dict(outcomes))
-    return outcomes[notifications.SENT]
+    return outcomes[sender.SENT]
 
 
 @shared_task(name="scheduling.scan_notifications")
 def scan_notifications() -> dict[str, int]:
     """The beat's scan: create due notifications, refresh flags, reclaim, send."""
-    result = notifications.scan()
+    result = scans.scan()
     logger.info("notification scan: %s", result)
     return result

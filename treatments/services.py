@@ -19,12 +19,12 @@ from clinic import audit
 from clinic.errors import InvalidInput, InvalidState, register_constraint_error
 from clinic.models import Clinic, Handpiece, User
 from patients import selectors as patient_selectors
-from scheduling import notifications
 from scheduling import rules as scheduling_rules
 from scheduling import services as scheduling_services
 from scheduling.errors import PatientNotEligible
 from scheduling.models import Session, SessionStatus
-from scheduling.outbox import NotificationKind
+from scheduling.notifications import outbox
+from scheduling.notifications.models import NotificationKind
 from scheduling.selectors import local_date
 from treatments import rules
 from treatments.errors import (
@@ -397,7 +397,7 @@ def recall_tip_lot(*, actor: User, lot: TipLot, reason: str) -> Recall:
         by_patient[patient.id].sessions.append(record.session_id)
     patients = {record.patient_id: record.patient for record in records}
     for patient_id in by_patient:
-        notifications.queue(
+        outbox.queue(
             kind=NotificationKind.LOT_RECALL,
             patient=patients[patient_id],
             subject_key=f"lot:{lot.id}",

@@ -6,7 +6,12 @@ from rest_framework import serializers
 
 from clinic.api.base import PatientDataViewSet
 from clinic.api.permissions import ALL_ROLES
-from scheduling.outbox import Channel, Notification, NotificationKind, NotificationStatus
+from scheduling.notifications.models import (
+    Channel,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+)
 
 # The contract's statuses. `sending` (claimed by a worker this moment) is shown as pending.
 PUBLIC_STATUSES = [

@@ -4,7 +4,12 @@ go through scheduling.notifications."""
 import factory
 from django.utils import timezone
 
-from scheduling.outbox import Channel, Notification, NotificationKind, NotificationStatus
+from scheduling.notifications.models import (
+    Channel,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+)
 from tests.factories.patients import PatientFactory
 
 

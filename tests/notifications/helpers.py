@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from django.core import mail
 
 from scheduling import channels
-from scheduling.outbox import Notification
+from scheduling.notifications.models import Notification
 
 NEW_YORK = ZoneInfo("America/New_York")
 

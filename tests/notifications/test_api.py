@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from clinic.models import AuditEvent
-from scheduling.outbox import Notification
+from scheduling.notifications.models import Notification
 from tests.factories import PatientFactory
 from tests.factories.notifications import NotificationFactory
 

@@ -9,8 +9,8 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from scheduling import notifications
-from scheduling.outbox import Notification
+from scheduling.notifications import outbox, scans
+from scheduling.notifications.models import Notification
 from tests.notifications.helpers import delivered, rows
 
 CLOSED_BROKER = "redis://127.0.0.1:1/0"
@@ -21,7 +21,7 @@ def test_one_row_per_channel_published_after_commit(
     patient, private_broker, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        created = notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+        created = outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
         assert private_broker.queued() == []  # nothing leaves before the commit
     now = created[0].scheduled_for
     assert len(callbacks) == 1
@@ -44,7 +44,7 @@ def test_channels_not_opted_into_are_skipped(
 ):
     patient = make_patient(sms_opt_in=False)
     with django_capture_on_commit_callbacks(execute=True):
-        notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+        outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
     assert list(
         Notification.objects.order_by("channel").values_list("channel", "status", "last_error")
     ) == [("email", "pending", ""), ("sms", "skipped", "not opted in to sms")]
@@ -56,7 +56,7 @@ def test_channels_not_opted_into_are_skipped(
 @pytest.mark.django_db
 def test_patient_opted_out_of_everything_gets_two_skipped_rows(make_patient):
     patient = make_patient(sms_opt_in=False, email_opt_in=False, email="", phone="")
-    notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+    outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
     assert list(Notification.objects.order_by("channel").values_list("status", "last_error")) == [
         ("skipped", "not opted in to email"),
         ("skipped", "not opted in to sms"),
@@ -65,14 +65,14 @@ def test_patient_opted_out_of_everything_gets_two_skipped_rows(make_patient):
 
 @pytest.mark.django_db
 def test_the_same_message_is_queued_once(patient, make_patient):
-    first = notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:7")
-    again = notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:7")
+    first = outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:7")
+    again = outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:7")
     assert (len(first), again) == (2, [])
     # The same lot concerns another patient: that patient gets their own message.
-    other = notifications.queue(kind="lot_recall", patient=make_patient(), subject_key="lot:7")
+    other = outbox.queue(kind="lot_recall", patient=make_patient(), subject_key="lot:7")
     assert len(other) == 2
     # Another kind about the same subject is another message.
-    assert len(notifications.queue(kind="aftercare_checkin", patient=patient, subject_key="lot:7"))
+    assert len(outbox.queue(kind="aftercare_checkin", patient=patient, subject_key="lot:7"))
     assert Notification.objects.count() == 6
 
 
@@ -82,9 +82,7 @@ def test_a_row_not_yet_due_is_not_published(
 ):
     later = timezone.now() + timedelta(hours=3)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        notifications.queue(
-            kind="lot_recall", patient=patient, subject_key="lot:1", scheduled_for=later
-        )
+        outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1", scheduled_for=later)
     assert (len(callbacks), private_broker.queued()) == (0, [])
     assert rows() == [
         ("lot_recall", "email", "pending", later),
@@ -100,12 +98,12 @@ def test_broker_down_queueing_still_commits_and_the_scan_sends(
         override_settings(CELERY_BROKER_URL=CLOSED_BROKER),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        created = notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+        created = outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
     assert "could not publish 2 of 2 notification task(s)" in caplog.text
     assert [n.status for n in Notification.objects.order_by("channel")] == ["pending", "pending"]
     assert private_broker.queued() == []
 
-    result = notifications.scan()  # Redis is back: the beat's scan finds the rows
+    result = scans.scan()  # Redis is back: the beat's scan finds the rows
 
     assert result["send_sent"] == 2
     assert delivered() == [("email", patient.email), ("sms", patient.phone)]
@@ -122,9 +120,7 @@ def test_concurrent_queueing_of_one_message_makes_one_row_per_channel(patient):
             barrier.wait()
             with transaction.atomic():
                 made.append(
-                    len(
-                        notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:9")
-                    )
+                    len(outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:9"))
                 )
         finally:
             connection.close()

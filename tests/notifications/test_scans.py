@@ -8,16 +8,17 @@ import time_machine
 from django.core import mail
 from django.db import connection
 
-from scheduling import channels, notifications
+from scheduling import channels
 from scheduling.models import Session, SessionStatus
-from scheduling.outbox import Notification
+from scheduling.notifications import scans
+from scheduling.notifications.models import Notification
 from tests.factories import ScreeningFactory, SeriesFactory
 from tests.notifications.helpers import delivered, ny, rows
 
 
 def scan_at(moment):
     with time_machine.travel(moment, tick=False):
-        return notifications.scan()
+        return scans.scan()
 
 
 # --- session_reminder -------------------------------------------------------------------------
@@ -268,7 +269,7 @@ def test_two_concurrent_scans_give_one_notification_each(make_session):
         try:
             with time_machine.travel(ny(2026, 3, 11, 10), tick=False):
                 barrier.wait()
-                results.append(notifications.scan())
+                results.append(scans.scan())
         finally:
             connection.close()
 
@@ -298,7 +299,7 @@ def test_concurrent_creation_without_the_lock_still_makes_one_row(make_session):
     def create():
         try:
             barrier.wait()
-            created.append(notifications.queue_session_reminders(ny(2026, 3, 11, 20)))
+            created.append(scans.queue_session_reminders(ny(2026, 3, 11, 20)))
         finally:
             connection.close()
 

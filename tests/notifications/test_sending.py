@@ -10,10 +10,11 @@ from django.core import mail
 from django.db import connection
 from django.test import override_settings
 
-from scheduling import channels, notifications, tasks
+from scheduling import channels, tasks
 from scheduling.channels import SMSBackend
 from scheduling.models import SessionStatus
-from scheduling.outbox import Notification
+from scheduling.notifications import outbox, scans, sender
+from scheduling.notifications.models import Notification
 from tests.factories.notifications import NotificationFactory
 from tests.notifications.helpers import delivered, ny
 
@@ -95,7 +96,7 @@ def test_sending_is_audited_without_clinical_detail(patient):
     from clinic.models import AuditEvent
 
     row = NotificationFactory(patient=patient)
-    notifications.send(row.id)
+    sender.send(row.id)
     event = AuditEvent.objects.get(action="notification.send")
     assert (event.object_id, event.patient_id, event.actor_label, event.detail, event.outcome) == (
         str(row.id),
@@ -116,7 +117,7 @@ def test_two_workers_racing_for_each_row_send_it_once(patient):
     def worker(row_id, barrier):
         try:
             barrier.wait()
-            outcomes.append(notifications.send(row_id))
+            outcomes.append(sender.send(row_id))
         finally:
             connection.close()
 
@@ -150,15 +151,15 @@ def test_two_workers_racing_for_each_row_send_it_once(patient):
 def test_failures_retry_with_backoff_then_fail(make_patient):
     patient = sms_only(make_patient)
     with time_machine.travel(T0, tick=False) as clock:
-        notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+        outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
         row = Notification.objects.get(channel="sms")
         history = []
         for attempt in range(1, 6):
-            assert notifications.send_due() == {"retry" if attempt < 5 else "failed": 1}
+            assert sender.send_due() == {"retry" if attempt < 5 else "failed": 1}
             row.refresh_from_db()
             history.append((row.status, row.attempts, row.scheduled_for - T0, row.last_error))
             # Not due again before its backoff has passed.
-            assert notifications.send_due() == {}
+            assert sender.send_due() == {}
             clock.move_to(row.scheduled_for)
     assert history == [
         ("pending", 1, timedelta(seconds=60), "ConnectionError: provider unreachable"),
@@ -184,9 +185,9 @@ def test_failures_retry_with_backoff_then_fail(make_patient):
 @override_settings(SMS_BACKEND=here("InvalidNumber"))
 def test_a_permanent_refusal_fails_at_once(make_patient):
     patient = sms_only(make_patient)
-    notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+    outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
     row = Notification.objects.get(channel="sms")
-    assert notifications.send(row.id) == "failed"
+    assert sender.send(row.id) == "failed"
     row.refresh_from_db()
     assert (row.status, row.attempts, row.last_error) == (
         "failed",
@@ -202,17 +203,17 @@ def test_a_row_whose_worker_died_before_the_handover_is_reclaimed_and_sent_once(
     row = NotificationFactory(patient=patient, channel="sms", scheduled_for=T0)
     with time_machine.travel(T0, tick=False) as clock:
         with override_settings(SMS_BACKEND=here("DiesBeforeHandover")), pytest.raises(WorkerKilled):
-            notifications.send(row.id)
+            sender.send(row.id)
         row.refresh_from_db()
         assert (row.status, row.claimed_at, row.attempts) == ("sending", T0, 1)
 
         clock.move_to(T0 + timedelta(seconds=299))
-        assert notifications.scan()["reclaimed"] == 0
+        assert scans.scan()["reclaimed"] == 0
         row.refresh_from_db()
         assert (row.status, channels.outbox) == ("sending", [])
 
         clock.move_to(T0 + timedelta(seconds=301))
-        result = notifications.scan()
+        result = scans.scan()
     row.refresh_from_db()
     assert (result["reclaimed"], result["send_sent"]) == (1, 1)
     assert (row.status, row.attempts, row.sent_at) == ("sent", 2, T0 + timedelta(seconds=301))
@@ -228,10 +229,10 @@ def test_the_documented_window_a_worker_dying_after_the_handover_repeats_that_me
     row = NotificationFactory(patient=patient, channel="sms", scheduled_for=T0)
     with time_machine.travel(T0, tick=False) as clock:
         with override_settings(SMS_BACKEND=here("DiesAfterHandover")), pytest.raises(WorkerKilled):
-            notifications.send(row.id)
+            sender.send(row.id)
         clock.move_to(T0 + timedelta(seconds=301))
-        notifications.scan()
-        notifications.scan()
+        scans.scan()
+        scans.scan()
     row.refresh_from_db()
     assert (row.status, row.attempts) == ("sent", 2)
     assert [m.reference for m in channels.outbox] == [str(row.id), str(row.id)]
@@ -244,9 +245,9 @@ def test_a_stuck_row_out_of_attempts_ends_failed(make_patient):
     row = NotificationFactory(patient=patient, channel="sms", scheduled_for=T0)
     with time_machine.travel(T0, tick=False) as clock:
         with override_settings(SMS_BACKEND=here("DiesBeforeHandover")), pytest.raises(WorkerKilled):
-            notifications.send(row.id)
+            sender.send(row.id)
         clock.move_to(T0 + timedelta(seconds=301))
-        assert notifications.scan()["reclaimed"] == 1
+        assert scans.scan()["reclaimed"] == 1
     row.refresh_from_db()
     assert (row.status, row.last_error) == ("failed", "sender lost mid-send, out of attempts")
 
@@ -255,11 +256,11 @@ def test_a_stuck_row_out_of_attempts_ends_failed(make_patient):
 def test_a_reminder_for_a_session_cancelled_since_is_skipped(make_session):
     with time_machine.travel(ny(2026, 3, 2, 10, 30), tick=False):
         session = make_session(ny(2026, 3, 3, 10))
-        assert notifications.queue_session_reminders(ny(2026, 3, 2, 10, 30)) == 2
+        assert scans.queue_session_reminders(ny(2026, 3, 2, 10, 30)) == 2
         # The session is cancelled before a worker gets to the rows.
         session.status = SessionStatus.CANCELLED
         session.save()
-        assert notifications.send_due() == {"skipped": 2}
+        assert sender.send_due() == {"skipped": 2}
     assert (
         list(Notification.objects.values_list("status", "last_error"))
         == [("skipped", "session no longer booked")] * 2
@@ -272,7 +273,7 @@ def test_a_patient_who_opted_out_since_is_skipped(patient):
     row = NotificationFactory(patient=patient, channel="sms")
     patient.sms_opt_in = False
     patient.save()
-    assert notifications.send(row.id) == "skipped"
+    assert sender.send(row.id) == "skipped"
     row.refresh_from_db()
     assert (row.status, row.last_error, channels.outbox) == ("skipped", "not opted in to sms", [])
 
@@ -281,7 +282,7 @@ def test_a_patient_who_opted_out_since_is_skipped(patient):
 def test_message_texts_carry_clinic_and_local_time_and_no_clinical_detail(make_session, patient):
     session = make_session(ny(2026, 3, 9, 9))
     with time_machine.travel(ny(2026, 3, 8, 12), tick=False):
-        notifications.scan()
+        scans.scan()
     assert len(mail.outbox) == 1
     email = mail.outbox[0]
     assert (email.subject, email.body, email.to, email.from_email) == (
@@ -307,8 +308,8 @@ def test_message_texts_carry_clinic_and_local_time_and_no_clinical_detail(make_s
 @pytest.mark.django_db
 def test_recall_text_says_only_to_contact_the_clinic(patient):
     with time_machine.travel(ny(2026, 3, 8, 12), tick=False):
-        notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
-        notifications.send_due()
+        outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+        sender.send_due()
     assert [(m.subject, m.body) for m in mail.outbox] == [
         (
             "Please contact Bloom Skin Studio",

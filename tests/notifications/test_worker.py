@@ -19,8 +19,8 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from scheduling import notifications
-from scheduling.outbox import Notification
+from scheduling.notifications import outbox, scans
+from scheduling.notifications.models import Notification
 from tests.factories import PatientFactory, ScreeningFactory, SeriesFactory
 from tests.notifications.helpers import delivered
 
@@ -110,7 +110,7 @@ def test_a_worker_killed_mid_batch_of_1000_loses_none_and_repeats_none(
     patients = PatientFactory.create_batch(500, clinic=clinic)  # email and SMS each: 1,000 rows
     with transaction.atomic():
         for patient in patients:
-            notifications.queue(kind="lot_recall", patient=patient, subject_key="lot:kill-test")
+            outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:kill-test")
     assert (Notification.objects.count(), private_broker.waiting()) == (1000, 1000)
 
     first = start_worker("first", private_broker, work_dir)
@@ -135,7 +135,7 @@ def test_a_worker_killed_mid_batch_of_1000_loses_none_and_repeats_none(
     try:
         wait_until(lambda: private_broker.waiting() == 0, 90, "the queue to drain")
         time.sleep(2.5)  # past the claim timeout of the rows the dead worker held
-        assert notifications.publish_tasks([("scheduling.scan_notifications", {})]) == 1
+        assert outbox.publish_tasks([("scheduling.scan_notifications", {})]) == 1
         wait_until(
             lambda: Notification.objects.filter(status="sent").count() == 1000, 90, "all sent"
         )
@@ -181,10 +181,10 @@ def test_booking_with_the_broker_down_answers_201_and_the_scan_sends_the_reminde
         )
         assert response.status_code == 201, response.content
         # The beat's scan while Redis is still down: rows are made, and sent from the database.
-        notifications.scan()
+        scans.scan()
     assert list(
         Notification.objects.order_by("channel").values_list("kind", "channel", "status")
     ) == [("session_reminder", "email", "sent"), ("session_reminder", "sms", "sent")]
     assert delivered() == [("email", patient.email), ("sms", patient.phone)]
-    notifications.scan()
+    scans.scan()
     assert len(delivered()) == 2

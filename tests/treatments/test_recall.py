@@ -1,7 +1,7 @@
 import pytest
 
 from clinic.models import AuditEvent, Role
-from scheduling.outbox import Notification
+from scheduling.notifications.models import Notification
 from tests.factories import PatientFactory, ScreeningFactory
 from tests.treatments.conftest import treatment_body
 

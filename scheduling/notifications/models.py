@@ -2,8 +2,9 @@
 
 A row is the claim on a side effect. Its unique key says a message about one subject goes out
 once per channel, ever, however many scans, retries or workers see it; its status moves
-pending -> sending -> sent by conditional UPDATEs (scheduling.notifications), so of two workers
-only one sends it. Loaded by scheduling.models (one import line at its end).
+pending -> sending -> sent by conditional UPDATEs (scheduling.notifications.sender), so of two
+workers only one sends it. Registered by scheduling.models, which imports this module; it names
+the session model as a string so the two never import each other.
 """
 
 import uuid
@@ -12,7 +13,6 @@ from django.db import models
 
 from clinic.models import Clinic
 from patients.models import Patient
-from scheduling.models import Session
 
 
 class NotificationKind(models.TextChoices):
@@ -52,7 +52,11 @@ class Notification(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="notifications")
     session = models.ForeignKey(
-        Session, on_delete=models.PROTECT, related_name="notifications", null=True, blank=True
+        "scheduling.Session",
+        on_delete=models.PROTECT,
+        related_name="notifications",
+        null=True,
+        blank=True,
     )
     kind = models.CharField(max_length=32, choices=NotificationKind.choices)
     subject_key = models.CharField(max_length=200)

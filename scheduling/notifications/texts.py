@@ -1,0 +1,80 @@
+"""What a notification says: the clinic's name and local dates and times, never clinical detail."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+from scheduling import channels
+from scheduling.models import Session
+from scheduling.notifications.models import Channel, Notification, NotificationKind
+
+
+def in_zone(moment: datetime, zone: ZoneInfo) -> datetime:
+    return timezone.localtime(moment, zone)
+
+
+def _day_text(day: date) -> str:
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+def _moment_text(moment: datetime) -> str:
+    return f"{_day_text(moment.date())} at {moment:%H:%M} {moment:%Z}"
+
+
+def compose(notification: Notification) -> channels.Message:
+    """Subject and body: the clinic's name and local dates and times, never clinical detail."""
+    clinic = notification.clinic.name
+    zone = notification.clinic.zone
+    session = notification.session
+    kind = notification.kind
+    if kind == NotificationKind.SESSION_REMINDER and session is not None:
+        when = _moment_text(in_zone(session.starts_at, zone))
+        subject = f"Reminder: your appointment at {clinic} on {when}"
+        text = f"This is a reminder of your appointment at {clinic} on {when}."
+        sms = f"{clinic}: reminder of your appointment on {when}."
+        closing = "If you need to change it, please contact the clinic."
+    elif kind == NotificationKind.SCREENING_EXPIRING and session is not None:
+        when = _moment_text(in_zone(session.starts_at, zone))
+        subject = f"Before your appointment at {clinic} on {when}"
+        text = (
+            f"Before your appointment at {clinic} on {when}, we need to update your "
+            "pre-appointment questionnaire with you."
+        )
+        sms = f"{clinic}: before your appointment on {when} we need to update your questionnaire."
+        closing = "Please contact the clinic to arrange it."
+    elif kind == NotificationKind.NEXT_SESSION_DUE and session is not None:
+        due = _day_text(next_due_after(session, zone))
+        subject = f"Time to book your next appointment at {clinic}"
+        text = f"Your next appointment at {clinic} is due from {due}."
+        sms = f"{clinic}: your next appointment is due from {due}."
+        closing = "Please contact the clinic to book it."
+    elif kind == NotificationKind.AFTERCARE_CHECKIN and session is not None:
+        visited = _day_text(in_zone(session.completed_at or session.starts_at, zone).date())
+        subject = f"Following up on your visit to {clinic}"
+        text = f"Thank you for your visit to {clinic} on {visited}. We hope all is well."
+        sms = f"{clinic}: thank you for your visit on {visited}. We hope all is well."
+        closing = "If you have any questions, please contact the clinic."
+    else:
+        sent_on = _day_text(in_zone(timezone.now(), zone).date())
+        subject = f"Please contact {clinic}"
+        text = f"{clinic} would like to speak with you about a recent visit ({sent_on})."
+        sms = f"{clinic}: we would like to speak with you about a recent visit."
+        closing = "Please contact the clinic."
+    patient = notification.patient
+    if notification.channel == Channel.SMS:
+        return channels.Message(
+            to=patient.phone, subject="", body=f"{sms} {closing}", reference=str(notification.pk)
+        )
+    body = f"Hello {patient.first_name},\n\n{text}\n\n{closing}\n\n{clinic}\n"
+    return channels.Message(
+        to=patient.email, subject=subject, body=body, reference=str(notification.pk)
+    )
+
+
+def next_due_after(session: Session, zone: ZoneInfo) -> date:
+    """The day the series' next session is due, one interval after this treated session."""
+    treated = in_zone(session.completed_at or session.starts_at, zone).date()
+    return treated + timedelta(days=session.series.interval_days)
