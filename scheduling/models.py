@@ -26,6 +26,9 @@ from patients.models import Patient
 # it here registers it with the app. It refers to Session by name, so there is no import cycle.
 from scheduling.notifications.models import Notification  # noqa: F401
 
+# Working hours, time off and calendar feeds (the appointment book's frame).
+from scheduling.timetable import CalendarFeed, TimeOff, WorkingInterval  # noqa: F401
+
 
 class TsTzRange(models.Func):
     """PostgreSQL's tstzrange(start, end, '[)'): a session holds [starts_at, ends_at), so two

@@ -24,27 +24,17 @@ from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from clinic import audit
 from clinic.errors import DomainError, InvalidInput, InvalidState, error_for_integrity_error
-from clinic.models import Role, Room, User
+from clinic.models import Room, User
 from patients import rules as patient_rules
 from patients import selectors as patient_selectors
 from patients.models import Patient, Screening
-from scheduling import rules
-from scheduling.errors import (
-    IndicationNotAllowed,
-    IntervalTooShort,
-    PatientNotEligible,
-    PatientUnavailable,
-    ProviderUnavailable,
-    RoomUnavailable,
-    SeriesFull,
-)
+from scheduling import checks, rules, slots
+from scheduling.errors import IndicationNotAllowed
 from scheduling.models import (
-    ACTIVE_SESSION_STATUSES,
     OPEN_SESSION_STATUSES,
     Series,
     SeriesStatus,
@@ -194,6 +184,7 @@ def book_session(
     with transaction.atomic():
         patient = _lock_patient(series.patient_id)
         series = _lock_series(series.pk, patient=patient)
+        checks.lock_resources(provider.pk, room.pk if room else None, shared=True)
         session = Session(
             clinic=series.clinic,
             series=series,
@@ -245,6 +236,7 @@ def reschedule_session(
             session.provider = provider
         if not isinstance(room, _Keep):
             session.room = room
+        checks.lock_resources(session.provider_id, session.room_id, shared=True)
         _check_booking(session, series, new=False)
         _save_checked(session)
         audit.record(
@@ -271,86 +263,54 @@ def _ends_at(starts_at: datetime, duration_minutes: int) -> datetime:
 
 
 def _check_booking(session: Session, series: Series, *, new: bool) -> None:
-    """Every rule a booked time must meet, in the order the answers are most useful.
+    """Every rule a booked time must meet (scheduling.checks, in the order of the answers).
 
-    Malformed input first (400), then the state of the series (409 invalid_state), then the
-    time slot itself (409 unavailable), then the series' own rules and the patient's
-    eligibility (409 full, 422). The slot comes before the series rules on purpose: a request
-    for a taken time is told the time is taken, whichever series it was made for.
-    Sets the session's flags.
+    The slot comes before the series rules on purpose: a request for a taken time is told the
+    time is taken, whichever series it was made for. Sets the session's flags.
     """
-    errors: dict[str, list[str]] = {}
-    provider = session.provider
-    if (
-        provider.role != Role.PROVIDER
-        or provider.clinic_id != series.clinic_id
-        or not provider.is_active
-    ):
-        errors["provider"] = ["Must be an active staff member with the provider role."]
-    if session.room is not None and (
-        session.room.clinic_id != series.clinic_id or not session.room.is_active
-    ):
-        errors["room"] = ["Must be an active room of the clinic."]
-    if session.starts_at < timezone.now():
-        errors["starts_at"] = ["Must not be in the past."]
+    errors = checks.booking_input_errors(
+        series=series,
+        provider=session.provider,
+        room=session.room,
+        starts_at=session.starts_at,
+        now=timezone.now(),
+    )
     if errors:
         raise InvalidInput(errors)
-
-    if series.status != SeriesStatus.ACTIVE:
-        raise InvalidState(f"The series is {series.status}.")
-    if series.patient.is_archived:
-        raise InvalidState("The patient is archived.")
-    # Checked again at each booking: a patient's skin type may be corrected after planning.
-    if not rules.indication_allowed(series.indication, series.patient.fitzpatrick_type):
-        raise IndicationNotAllowed("Neck wrinkles are cleared for Fitzpatrick types II to IV only.")
-
-    overlap = _overlap_error(session)
-    if overlap is not None:
-        raise overlap
-
-    others = active_sessions_of_series(series.id, exclude_id=None if new else session.id)
-    if new and len(others) >= series.planned_sessions:
-        raise SeriesFull(f"The series already has its {series.planned_sessions} planned sessions.")
+    checks.check_series_bookable(series)
     clinic = series.clinic
-    day = local_date(session.starts_at, clinic)
-    close = rules.too_close(
-        day, (local_date(at, clinic) for _id, at in others), clinic.min_interval_days
+    others = active_sessions_of_series(series.id, exclude_id=None if new else session.id)
+    error, flags = checks.placement_error(
+        _slot_context(session),
+        session.starts_at,
+        session.ends_at,
+        other_days=[local_date(at, clinic) for _id, at in others],
+        min_interval_days=clinic.min_interval_days,
+        reasons_on=lambda day: patient_selectors.eligibility_on(series.patient, day).reasons,
+        full_at=series.planned_sessions if new else None,
     )
-    if close:
-        raise IntervalTooShort(
-            f"Sessions of a series must be at least {clinic.min_interval_days} days apart; "
-            f"this series has a session on {', '.join(d.isoformat() for d in close)}."
-        )
-
-    eligibility = patient_selectors.eligibility_on(series.patient, day)
-    blocking, flags = rules.booking_decision(eligibility.reasons)
-    if blocking:
-        raise PatientNotEligible(blocking, f"The patient is not eligible on {day.isoformat()}.")
+    if error is not None:
+        raise error
     session.flags = flags
 
 
-def _overlap_error(session: Session) -> DomainError | None:
-    """Which of provider, room and patient already has an active session at that time."""
-    clash = Q(provider_id=session.provider_id) | Q(patient_id=session.patient_id)
-    if session.room_id is not None:
-        clash |= Q(room_id=session.room_id)
-    taken = list(
-        Session.objects.filter(
-            clash,
-            status__in=ACTIVE_SESSION_STATUSES,
-            starts_at__lt=session.ends_at,
-            ends_at__gt=session.starts_at,
-        )
-        .exclude(pk=session.pk)
-        .values_list("provider_id", "room_id", "patient_id")
+def _slot_context(session: Session) -> slots.SlotContext:
+    return checks.slot_context(
+        zone=session.clinic.zone,
+        provider_id=session.provider_id,
+        room_id=session.room_id,
+        patient_id=session.patient_id,
+        start=session.starts_at,
+        end=session.ends_at,
+        exclude_session_id=None if session._state.adding else session.pk,
     )
-    if any(provider_id == session.provider_id for provider_id, _, _ in taken):
-        return ProviderUnavailable()
-    if session.room_id is not None and any(room_id == session.room_id for _, room_id, _ in taken):
-        return RoomUnavailable()
-    if taken:
-        return PatientUnavailable()
-    return None
+
+
+def _overlap_error(session: Session) -> DomainError | None:
+    """Which of provider, room and patient is not free at the session's time."""
+    return checks.slot_error(
+        slots.slot_conflict(_slot_context(session), session.starts_at, session.ends_at)
+    )
 
 
 def _save_checked(session: Session, **save_kwargs: Any) -> None:

@@ -1,0 +1,187 @@
+"""The rules of booking a session, each in one place, for every path that books or offers a time:
+a single booking and a reschedule (scheduling.services), availability (scheduling.availability)
+and a series' plan and booking (scheduling.planning).
+
+They read (the slot context, the series' sessions, the screening) but never write. The order of
+the checks is the order of the answers: malformed input (400), the state of the series (409
+invalid_state, 422 indication), the time itself (409 provider/room/patient_unavailable), then
+the series' rules (409 series_full, 422 interval_too_short) and the patient's eligibility (422).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from uuid import UUID
+
+from django.db import connection
+from django.db.models import Q
+
+from clinic.errors import DomainError, InvalidState
+from clinic.models import Role, Room, User
+from scheduling import rules, slots
+from scheduling.errors import (
+    IndicationNotAllowed,
+    IntervalTooShort,
+    PatientNotEligible,
+    PatientUnavailable,
+    ProviderUnavailable,
+    RoomUnavailable,
+    SeriesFull,
+)
+from scheduling.models import ACTIVE_SESSION_STATUSES, Series, SeriesStatus, Session
+from scheduling.timetable import TimeOff, WorkingInterval
+
+SLOT_ERRORS: dict[str, type[DomainError]] = {
+    slots.PROVIDER_UNAVAILABLE: ProviderUnavailable,
+    slots.ROOM_UNAVAILABLE: RoomUnavailable,
+    slots.PATIENT_UNAVAILABLE: PatientUnavailable,
+}
+SLOT_DETAILS = {
+    slots.PROVIDER_UNAVAILABLE: (
+        "The provider is not available then: another session, time off or outside working hours."
+    ),
+    slots.ROOM_UNAVAILABLE: "The room is not available then: another session or time off.",
+    slots.PATIENT_UNAVAILABLE: "The patient has another session at that time.",
+}
+
+
+def booking_input_errors(
+    *, series: Series, provider: User, room: Room | None, starts_at: datetime, now: datetime
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if (
+        provider.role != Role.PROVIDER
+        or provider.clinic_id != series.clinic_id
+        or not provider.is_active
+    ):
+        errors["provider"] = ["Must be an active staff member with the provider role."]
+    if room is not None and (room.clinic_id != series.clinic_id or not room.is_active):
+        errors["room"] = ["Must be an active room of the clinic."]
+    if starts_at < now:
+        errors["starts_at"] = ["Must not be in the past."]
+    return errors
+
+
+def check_series_bookable(series: Series) -> None:
+    """The series (with its patient loaded) may take sessions at all."""
+    if series.status != SeriesStatus.ACTIVE:
+        raise InvalidState(f"The series is {series.status}.")
+    if series.patient.is_archived:
+        raise InvalidState("The patient is archived.")
+    # Checked again at each booking: a patient's skin type may be corrected after planning.
+    if not rules.indication_allowed(series.indication, series.patient.fitzpatrick_type):
+        raise IndicationNotAllowed("Neck wrinkles are cleared for Fitzpatrick types II to IV only.")
+
+
+def slot_error(code: str | None) -> DomainError | None:
+    return SLOT_ERRORS[code](SLOT_DETAILS[code]) if code is not None else None
+
+
+def placement_error(
+    context: slots.SlotContext,
+    start: datetime,
+    end: datetime,
+    *,
+    other_days: Iterable[date],
+    min_interval_days: int,
+    reasons_on: Callable[[date], Sequence[str]],
+    full_at: int | None = None,
+) -> tuple[DomainError | None, list[str]]:
+    """Why a session of the series cannot lie at [start, end), or None and its flags.
+
+    `other_days` are the local days of the series' other sessions; `full_at` is the planned
+    count when the session would be a new one (series_full), None for a move.
+    """
+    error = slot_error(slots.slot_conflict(context, start, end))
+    if error is not None:
+        return error, []
+    other_days = list(other_days)
+    if full_at is not None and len(other_days) >= full_at:
+        return SeriesFull(f"The series already has its {full_at} planned sessions."), []
+    day = start.astimezone(context.zone).date()
+    close = rules.too_close(day, other_days, min_interval_days)
+    if close:
+        return IntervalTooShort(
+            f"Sessions of a series must be at least {min_interval_days} days apart; "
+            f"this series has a session on {', '.join(d.isoformat() for d in close)}."
+        ), []
+    blocking, flags = rules.booking_decision(reasons_on(day))
+    if blocking:
+        detail = f"The patient is not eligible on {day.isoformat()}."
+        return PatientNotEligible(blocking, detail), []
+    return None, flags
+
+
+# --- Reads ------------------------------------------------------------------------------------
+
+
+def slot_context(
+    *,
+    zone,
+    provider_id: UUID,
+    start: datetime,
+    end: datetime,
+    room_id: UUID | None = None,
+    patient_id: UUID | None = None,
+    exclude_session_id: UUID | None = None,
+) -> slots.SlotContext:
+    """What keeps the provider (and room, patient) busy between start and end: three queries,
+    whatever the range."""
+    working_hours = tuple(
+        slots.WeeklyInterval(*row)
+        for row in WorkingInterval.objects.filter(provider_id=provider_id).values_list(
+            "weekday", "starts_minute", "ends_minute"
+        )
+    )
+    provider: list[slots.Range] = []
+    room: list[slots.Range] = []
+    patient: list[slots.Range] = []
+    resources = Q(provider_id=provider_id)
+    if room_id is not None:
+        resources |= Q(room_id=room_id)
+    for provider_of, starts_at, ends_at in TimeOff.objects.filter(
+        resources, starts_at__lt=end, ends_at__gt=start
+    ).values_list("provider_id", "starts_at", "ends_at"):
+        (provider if provider_of == provider_id else room).append((starts_at, ends_at))
+    if patient_id is not None:
+        resources |= Q(patient_id=patient_id)
+    sessions = Session.objects.filter(
+        resources, status__in=ACTIVE_SESSION_STATUSES, starts_at__lt=end, ends_at__gt=start
+    )
+    if exclude_session_id is not None:
+        sessions = sessions.exclude(pk=exclude_session_id)
+    for provider_of, room_of, patient_of, starts_at, ends_at in sessions.values_list(
+        "provider_id", "room_id", "patient_id", "starts_at", "ends_at"
+    ):
+        if provider_of == provider_id:
+            provider.append((starts_at, ends_at))
+        if room_id is not None and room_of == room_id:
+            room.append((starts_at, ends_at))
+        if patient_id is not None and patient_of == patient_id:
+            patient.append((starts_at, ends_at))
+    return slots.SlotContext(
+        zone=zone,
+        working_hours=working_hours,
+        provider_busy=slots.Busy.of(provider),
+        room_busy=slots.Busy.of(room) if room_id is not None else None,
+        patient_busy=slots.Busy.of(patient) if patient_id is not None else None,
+    )
+
+
+def lock_resources(*ids: UUID | None, shared: bool) -> None:
+    """Serialise writes that change when a provider or room is free against bookings.
+
+    A booking takes these advisory locks shared (bookings do not wait for each other: the
+    exclusion constraints decide between them); recording time off or replacing working hours
+    takes them exclusively, so it and a booking of the same provider or room come strictly one
+    after the other, and each sees what the other committed. Taken after the patient and series
+    locks, in id order.
+    """
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        for resource_id in sorted({str(i) for i in ids if i is not None}):
+            cursor.execute(
+                f"SELECT {function}(hashtextextended(%s, 0))",
+                [f"scheduling.resource:{resource_id}"],
+            )

@@ -1,0 +1,194 @@
+"""When a provider, a room and a patient are free: pure rules over plain values (no ORM, no clock).
+
+Single booking, availability and series planning all decide "may a session lie here?" with
+`slot_conflict`, over a `SlotContext` loaded once (scheduling.checks.slot_context): a booking
+loads it for its own hour, availability and planning for the whole range they look at.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+MINUTES_PER_DAY = 24 * 60
+PLAN_GRID_MINUTES = 15
+MAX_AVAILABILITY_DAYS = 31
+MAX_WINDOW_DAYS = 31
+MIN_STEP_MINUTES = 5
+MAX_STEP_MINUTES = MINUTES_PER_DAY
+
+PROVIDER_UNAVAILABLE = "provider_unavailable"
+ROOM_UNAVAILABLE = "room_unavailable"
+PATIENT_UNAVAILABLE = "patient_unavailable"
+
+Range = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class WeeklyInterval:
+    """Working hours on one weekday (0 = Monday): [starts_minute, ends_minute) after local
+    midnight; ends_minute may be 1440 (24:00)."""
+
+    weekday: int
+    starts_minute: int
+    ends_minute: int
+
+
+def parse_hhmm(value: str, *, allow_midnight_end: bool = False) -> int:
+    """ "HH:MM" as minutes after midnight; "24:00" only as an end. Raises ValueError."""
+    if len(value) != 5 or value[2] != ":" or not (value[:2] + value[3:]).isdigit():
+        raise ValueError("Use HH:MM.")
+    hours, minutes = int(value[:2]), int(value[3:])
+    if allow_midnight_end and (hours, minutes) == (24, 0):
+        return MINUTES_PER_DAY
+    if hours > 23 or minutes > 59:
+        raise ValueError("Use HH:MM from 00:00 to 23:59.")
+    return hours * 60 + minutes
+
+
+def format_hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def interval_errors(intervals: Sequence[WeeklyInterval]) -> dict[int, str]:
+    """Why an interval of a week's working hours is refused, by its position in the list."""
+    errors: dict[int, str] = {}
+    for index, interval in enumerate(intervals):
+        if not 0 <= interval.weekday <= 6:
+            errors[index] = "weekday must be 0 (Monday) to 6 (Sunday)."
+        elif interval.ends_minute <= interval.starts_minute:
+            errors[index] = "ends must be after starts."
+    ordered = sorted(
+        (i for i in range(len(intervals)) if i not in errors),
+        key=lambda i: (intervals[i].weekday, intervals[i].starts_minute),
+    )
+    reach: dict[int, int] = {}  # the latest end so far, per weekday
+    for index in ordered:
+        interval = intervals[index]
+        if interval.starts_minute < reach.get(interval.weekday, -1):
+            errors[index] = "overlaps another interval of the same weekday."
+        reach[interval.weekday] = max(reach.get(interval.weekday, -1), interval.ends_minute)
+    return errors
+
+
+def _at_minute(day: date, minute: int, zone: ZoneInfo) -> datetime:
+    """The instant of a wall-clock minute of a local day (24:00 is the next local midnight)."""
+    day += timedelta(days=minute // MINUTES_PER_DAY)
+    minute %= MINUTES_PER_DAY
+    return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone)
+
+
+def working_windows(intervals: Iterable[WeeklyInterval], day: date, zone: ZoneInfo) -> list[Range]:
+    """The instants a provider works on one local day: each interval resolved on that day, so
+    a DST change shifts the instants and keeps the wall-clock times."""
+    return [
+        (_at_minute(day, i.starts_minute, zone), _at_minute(day, i.ends_minute, zone))
+        for i in intervals
+        if i.weekday == day.weekday()
+    ]
+
+
+def within_working_hours(
+    start: datetime, end: datetime, intervals: Sequence[WeeklyInterval], zone: ZoneInfo
+) -> bool:
+    """A session lies wholly inside one working interval. No intervals: no limit."""
+    if not intervals:
+        return True
+    day = start.astimezone(zone).date()
+    return any(lo <= start and end <= hi for lo, hi in working_windows(intervals, day, zone))
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Busy time as disjoint [start, end) ranges in order; touching ranges do not overlap."""
+
+    starts: list[datetime] = field(default_factory=list)
+    ends: list[datetime] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, ranges: Iterable[Range]) -> Busy:
+        starts: list[datetime] = []
+        ends: list[datetime] = []
+        for start, end in sorted(ranges):
+            if starts and start < ends[-1]:
+                ends[-1] = max(ends[-1], end)
+            else:
+                starts.append(start)
+                ends.append(end)
+        return cls(starts, ends)
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        # The last range starting before `end` is the only one that can reach past `start`.
+        index = bisect.bisect_left(self.starts, end) - 1
+        return index >= 0 and self.ends[index] > start
+
+    def ranges(self) -> Iterator[Range]:
+        return zip(self.starts, self.ends, strict=True)
+
+    def plus(self, start: datetime, end: datetime) -> Busy:
+        return Busy.of([*self.ranges(), (start, end)])
+
+
+@dataclass(frozen=True)
+class SlotContext:
+    """Everything that decides whether a time is free, for one provider (and room, patient)."""
+
+    zone: ZoneInfo
+    working_hours: tuple[WeeklyInterval, ...]
+    # Active sessions and time off, per resource.
+    provider_busy: Busy
+    room_busy: Busy | None = None
+    patient_busy: Busy | None = None
+
+    def plus(self, start: datetime, end: datetime) -> SlotContext:
+        """The context once a session at [start, end) is placed (a plan's earlier sessions)."""
+        return SlotContext(
+            zone=self.zone,
+            working_hours=self.working_hours,
+            provider_busy=self.provider_busy.plus(start, end),
+            room_busy=self.room_busy.plus(start, end) if self.room_busy is not None else None,
+            patient_busy=(
+                self.patient_busy.plus(start, end) if self.patient_busy is not None else None
+            ),
+        )
+
+
+def slot_conflict(context: SlotContext, start: datetime, end: datetime) -> str | None:
+    """Who cannot take a session at [start, end): the provider (outside working hours, time off,
+    another session), else the room (time off, another session), else the patient."""
+    if not within_working_hours(
+        start, end, context.working_hours, context.zone
+    ) or context.provider_busy.overlaps(start, end):
+        return PROVIDER_UNAVAILABLE
+    if context.room_busy is not None and context.room_busy.overlaps(start, end):
+        return ROOM_UNAVAILABLE
+    if context.patient_busy is not None and context.patient_busy.overlaps(start, end):
+        return PATIENT_UNAVAILABLE
+    return None
+
+
+def local_days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def day_grid(day: date, zone: ZoneInfo, step_minutes: int) -> Iterator[datetime]:
+    """Starts every `step_minutes` of elapsed time from local midnight to the next: a 23- or
+    25-hour DST day has as many starts as it has real time."""
+    start = datetime.combine(day, time.min, tzinfo=zone).astimezone(ZoneInfo("UTC"))
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone).astimezone(
+        ZoneInfo("UTC")
+    )
+    step = timedelta(minutes=step_minutes)
+    moment = start
+    while moment < end:
+        yield moment
+        moment += step
+
+
+def same_wall_clock_days_later(moment: datetime, days: int, zone: ZoneInfo) -> datetime:
+    """`days` calendar days after `moment` at the same local wall-clock time (across DST)."""
+    local = moment.astimezone(zone)
+    return datetime.combine(local.date() + timedelta(days=days), local.time(), tzinfo=zone)
