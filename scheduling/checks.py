@@ -46,18 +46,29 @@ SLOT_DETAILS = {
 }
 
 
+def resource_errors(*, clinic_id: UUID, provider: User, room: Room | None) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if provider.role != Role.PROVIDER or provider.clinic_id != clinic_id or not provider.is_active:
+        errors["provider"] = ["Must be an active staff member with the provider role."]
+    if room is not None and (room.clinic_id != clinic_id or not room.is_active):
+        errors["room"] = ["Must be an active room of the clinic."]
+    return errors
+
+
+def duration_errors(duration_minutes: int) -> dict[str, list[str]]:
+    if rules.MIN_DURATION_MINUTES <= duration_minutes <= rules.MAX_DURATION_MINUTES:
+        return {}
+    return {
+        "duration_minutes": [
+            f"Must be {rules.MIN_DURATION_MINUTES} to {rules.MAX_DURATION_MINUTES}."
+        ]
+    }
+
+
 def booking_input_errors(
     *, series: Series, provider: User, room: Room | None, starts_at: datetime, now: datetime
 ) -> dict[str, list[str]]:
-    errors: dict[str, list[str]] = {}
-    if (
-        provider.role != Role.PROVIDER
-        or provider.clinic_id != series.clinic_id
-        or not provider.is_active
-    ):
-        errors["provider"] = ["Must be an active staff member with the provider role."]
-    if room is not None and (room.clinic_id != series.clinic_id or not room.is_active):
-        errors["room"] = ["Must be an active room of the clinic."]
+    errors = resource_errors(clinic_id=series.clinic_id, provider=provider, room=room)
     if starts_at < now:
         errors["starts_at"] = ["Must not be in the past."]
     return errors

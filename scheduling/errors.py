@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from clinic.errors import Conflict, Unprocessable, register_constraint_error
+from clinic.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    Unprocessable,
+    register_constraint_error,
+)
 
 
 class ProviderUnavailable(Conflict):
@@ -49,6 +55,33 @@ class PatientNotEligible(Unprocessable):
         super().__init__(detail, reasons=list(reasons))
 
 
+class SessionsConflict(Conflict):
+    code = "sessions_conflict"
+    default_detail = "The time off overlaps active sessions; move or cancel them first."
+
+    def __init__(self, session_ids: Sequence[object]) -> None:
+        super().__init__(None, sessions=[str(i) for i in session_ids])
+
+
+class SessionNotPlaced(DomainError):
+    """A session of a series' plan that cannot be placed: the session's own error (status,
+    code, members), with `errors.sessions` naming its number."""
+
+    def __init__(self, number: int, error: DomainError) -> None:
+        self.status = error.status
+        self.code = error.code
+        self.title = error.title
+        extra = dict(error.extra)
+        errors = dict(extra.pop("errors", {}))
+        errors["sessions"] = {str(number): [error.code]}
+        super().__init__(f"Session {number}: {error.detail}", errors=errors, **extra)
+
+
+def _overlapping_intervals() -> DomainError:
+    return InvalidInput({"intervals": ["Intervals of the same weekday overlap."]})
+
+
+register_constraint_error("scheduling_workinginterval_no_overlap", _overlapping_intervals)
 register_constraint_error("scheduling_session_no_provider_overlap", ProviderUnavailable)
 register_constraint_error("scheduling_session_no_room_overlap", RoomUnavailable)
 register_constraint_error("scheduling_session_no_patient_overlap", PatientUnavailable)

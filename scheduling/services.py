@@ -32,8 +32,8 @@ from clinic.models import Room, User
 from patients import rules as patient_rules
 from patients import selectors as patient_selectors
 from patients.models import Patient, Screening
-from scheduling import checks, rules, slots
-from scheduling.errors import IndicationNotAllowed
+from scheduling import availability, checks, rules, slots
+from scheduling.errors import IndicationNotAllowed, SessionNotPlaced
 from scheduling.models import (
     OPEN_SESSION_STATUSES,
     Series,
@@ -209,6 +209,70 @@ def book_session(
     return session
 
 
+def book_series(
+    *,
+    actor: User,
+    series: Series,
+    provider: User,
+    first_starts_at: datetime,
+    duration_minutes: int = rules.DEFAULT_DURATION_MINUTES,
+    room: Room | None = None,
+    window_days: int = 0,
+) -> list[Session]:
+    """Book the series' remaining sessions exactly as `plan_series` places them, all or none.
+
+    Each session then passes the single booking's own check and save, in this one transaction,
+    so every rule of single booking (and the exclusion constraints) holds for each of them. The
+    sessions are inserted in time order: two such bookings racing for overlapping slots wait
+    for each other in one direction only, so they cannot deadlock.
+    """
+    with transaction.atomic():
+        patient = _lock_patient(series.patient_id)
+        series = _lock_series(series.pk, patient=patient)
+        checks.lock_resources(provider.pk, room.pk if room else None, shared=True)
+        plan = availability.plan_series(
+            series=series,
+            provider=provider,
+            room=room,
+            first_starts_at=first_starts_at,
+            duration_minutes=duration_minutes,
+            window_days=window_days,
+            now=timezone.now(),
+        )
+        sessions = []
+        for planned in plan:
+            session = Session(
+                clinic=series.clinic,
+                series=series,
+                patient=patient,
+                provider=provider,
+                room=room,
+                starts_at=planned.starts_at,
+                ends_at=planned.ends_at,
+                status=SessionStatus.BOOKED,
+                created_by=actor,
+            )
+            try:
+                _check_booking(session, series, new=True)
+                _save_checked(session, force_insert=True)
+            except DomainError as error:
+                raise SessionNotPlaced(planned.number, error) from error
+            audit.record(
+                actor=actor,
+                action="session.book",
+                object_type="session",
+                object_id=session.id,
+                patient_id=session.patient_id,
+                detail={
+                    "series": str(series.id),
+                    "starts_at": session.starts_at.isoformat(),
+                    "via": "series.book",
+                },
+            )
+            sessions.append(session)
+    return sessions
+
+
 def reschedule_session(
     *,
     actor: User,
@@ -251,14 +315,9 @@ def reschedule_session(
 
 
 def _ends_at(starts_at: datetime, duration_minutes: int) -> datetime:
-    if not rules.MIN_DURATION_MINUTES <= duration_minutes <= rules.MAX_DURATION_MINUTES:
-        raise InvalidInput(
-            {
-                "duration_minutes": [
-                    f"Must be {rules.MIN_DURATION_MINUTES} to {rules.MAX_DURATION_MINUTES}."
-                ]
-            }
-        )
+    errors = checks.duration_errors(duration_minutes)
+    if errors:
+        raise InvalidInput(errors)
     return starts_at + timedelta(minutes=duration_minutes)
 
 

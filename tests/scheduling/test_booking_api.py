@@ -104,12 +104,12 @@ def test_the_database_refuses_an_overlap_the_check_missed(
 ):
     """What a race looks like: the service's own check saw nothing, PostgreSQL still refuses,
     and the answer is the same code."""
-    from scheduling import services
+    from scheduling import slots
 
     taken = SessionFactory(series=series, starts_at=at(5, 10), room=room)
     checks = iter([None])  # the first check misses; the one after the refusal sees the truth
-    real = services._overlap_error
-    monkeypatch.setattr(services, "_overlap_error", lambda s: next(checks, real(s)))
+    real = slots.slot_conflict
+    monkeypatch.setattr(slots, "slot_conflict", lambda *a: next(checks, real(*a)))
     other_series = make_series() if clash == "patient" else make_series(patient=make_patient())
     provider = taken.provider if clash == "provider" else make_provider()
     body = booking(other_series, provider, at(5, 10, 30))
@@ -118,7 +118,7 @@ def test_the_database_refuses_an_overlap_the_check_missed(
     assert problem(api(front_desk).post("/api/v1/sessions/", body)) == (409, f"{clash}_unavailable")
 
     # And with no second look at all, the constraint's name alone gives the same answer.
-    monkeypatch.setattr(services, "_overlap_error", lambda s: None)
+    monkeypatch.setattr(slots, "slot_conflict", lambda *a: None)
     assert problem(api(front_desk).post("/api/v1/sessions/", body)) == (409, f"{clash}_unavailable")
     assert Session.objects.count() == 1
 
