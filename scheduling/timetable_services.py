@@ -46,7 +46,7 @@ def set_working_hours(
         WorkingInterval.objects.filter(provider=provider).delete()
         rows = WorkingInterval.objects.bulk_create(
             WorkingInterval(
-                clinic_id=provider.clinic_id,
+                clinic_id=provider.clinic_uuid,
                 provider=provider,
                 weekday=i.weekday,
                 starts_minute=i.starts_minute,
@@ -111,7 +111,7 @@ def create_time_off(
         try:
             with transaction.atomic():
                 time_off = TimeOff.objects.create(
-                    clinic_id=actor.clinic_id,
+                    clinic_id=actor.clinic_uuid,
                     provider=provider,
                     room=room,
                     starts_at=starts_at,
@@ -162,7 +162,7 @@ def rotate_calendar_feed(*, actor: User, staff: User) -> str:
     CalendarFeed.objects.update_or_create(
         staff=staff,
         defaults={
-            "clinic_id": staff.clinic_id,
+            "clinic_id": staff.clinic_uuid,
             "secret_hash": hash_secret(secret),
             "created_by": actor,
             "created_at": timezone.now(),

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from clinic import audit
 from clinic.api.base import ClinicAPIView, ClinicRelatedField, ClinicScopedViewSet, IsoDateField
 from clinic.api.permissions import ADMIN, ALL_ROLES, CLINICAL_STAFF
+from clinic.api.problems import PROBLEM_CONTENT_TYPE, ProblemSerializer
 from clinic.models import Role, Room, User
 from scheduling import availability, ics, rules, selectors, services, slots, timetable_services
 from scheduling.api.serializers import AwareDateTimeField, SessionSerializer
@@ -204,7 +205,19 @@ class AvailabilityView(ClinicAPIView):
     read_roles = ALL_ROLES
 
     @extend_schema(
-        parameters=[AvailabilityQuerySerializer], responses={200: AvailabilitySerializer}
+        parameters=[AvailabilityQuerySerializer],
+        responses={
+            200: AvailabilitySerializer,
+            (400, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                ProblemSerializer, description="`invalid`: a parameter, or more than 31 days"
+            ),
+            (409, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                ProblemSerializer, description="`invalid_state`: the series takes no sessions"
+            ),
+            (422, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                ProblemSerializer, description="`indication_not_allowed` for the series"
+            ),
+        },
     )
     def get(self, request: Request) -> Response:
         query = AvailabilityQuerySerializer(data=request.query_params, context={"request": request})

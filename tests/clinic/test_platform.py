@@ -14,6 +14,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from clinic.models import AuditEvent, Clinic, Role, User
+from scheduling.models import WorkingInterval
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,6 +168,12 @@ def test_seed_demo_is_idempotent_and_prints_a_login_per_role(capsys):
     call_command("seed_demo")
     out = capsys.readouterr().out
     assert Clinic.objects.filter(name="Demo Clinic").count() == 1
+    demo_provider = User.objects.get(username="demo_provider")
+    assert sorted(
+        WorkingInterval.objects.filter(provider=demo_provider).values_list(
+            "weekday", "starts_minute", "ends_minute"
+        )
+    ) == [(day, 9 * 60, 17 * 60) for day in range(5)]
     for role in Role.values:
         assert out.count(f"  {role}") == 2
     for username in ("demo_admin", "demo_front_desk", "demo_provider", "demo_auditor"):

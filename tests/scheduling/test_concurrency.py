@@ -4,6 +4,7 @@ Each request runs in its own thread with its own database connection, through th
 stack. Tokens and data are created before the threads start.
 """
 
+import itertools
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -151,3 +152,74 @@ def test_racing_status_changes_have_one_winner(clients, many_series, provider, a
     assert outcome[(200, None)] in (1, 2)
     assert outcome[(409, "invalid_state")] == len(actions) - outcome[(200, None)]
     assert session.status in ("checked_in", "cancelled", "no_show")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_series_bookings_for_one_providers_slots_never_overlap_all_or_nothing(
+    clients, many_series, provider, at
+):
+    """Fifty whole series (3 sessions, 30 days apart) for one provider, their first sessions on
+    ten days at overlapping times, so plans collide on one, two or three of their sessions."""
+    calls = 50
+    series = many_series(calls, planned_sessions=3, interval_days=30)
+    bodies = [
+        {
+            "provider": str(provider.id),
+            "first_starts_at": (
+                at(5 + 30 * (i % 2) + (i % 5), 10) + timedelta(minutes=20 * (i % 3))
+            ).isoformat(),
+        }
+        for i in range(calls)
+    ]
+    outcome = race(
+        [
+            (lambda c=client, s=s, b=body: c.post(f"/api/v1/series/{s.id}/book/", b))
+            for client, s, body in zip(clients(calls), series, bodies, strict=True)
+        ]
+    )
+    assert set(outcome) <= {(201, None), (409, "provider_unavailable")}, outcome
+    assert outcome[(201, None)] >= 5
+    booked = list(
+        Session.objects.order_by("starts_at").values_list("series_id", "starts_at", "ends_at")
+    )
+    per_series = Counter(series_id for series_id, _, _ in booked)
+    assert set(per_series.values()) == {3}
+    assert len(per_series) == outcome[(201, None)]
+    for (_, _, ends_at), (_, next_starts_at, _) in itertools.pairwise(booked):
+        assert ends_at <= next_starts_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_time_off_racing_bookings_one_of_them_wins(
+    api, clients, admin, many_series, many_providers, at
+):
+    """Each provider gets one booking and one overlapping time off at the same moment."""
+    pairs = 12
+    providers = many_providers(pairs)
+    series = many_series(pairs)
+    admin_clients = [api(admin) for _ in range(pairs)]
+    calls = []
+    for i, (provider, s, desk, boss) in enumerate(
+        zip(providers, series, clients(pairs), admin_clients, strict=True)
+    ):
+        starts_at = at(5 + i, 10)
+        calls.append(post_booking(desk, s, provider, starts_at))
+        body = {
+            "provider": str(provider.id),
+            "starts_at": (starts_at - timedelta(minutes=30)).isoformat(),
+            "ends_at": (starts_at + timedelta(minutes=30)).isoformat(),
+        }
+        calls.append(lambda c=boss, b=body: c.post("/api/v1/time-off/", b))
+    outcome = race(calls)
+    from scheduling.models import TimeOff
+
+    booked = Session.objects.count()
+    away = TimeOff.objects.count()
+    assert booked + away == pairs
+    assert outcome == Counter(
+        {
+            (201, None): pairs,
+            **({(409, "provider_unavailable"): away} if away else {}),
+            **({(409, "sessions_conflict"): booked} if booked else {}),
+        }
+    )

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from clinic import services as clinic_services
 from clinic.models import Clinic, Role, User
+from scheduling import slots, timetable_services
 from treatments import services as treatment_services
 
 DEMO_CLINIC = "Demo Clinic"
@@ -49,6 +50,14 @@ class Command(BaseCommand):
                         full_name=full_name,
                         role=role,
                     )
+            provider = User.objects.get(username="demo_provider")
+            if not timetable_services.working_hours_of(provider):
+                # Monday to Friday, 09:00-17:00 clinic time, so availability has a shape.
+                timetable_services.set_working_hours(
+                    actor=admin,
+                    provider=provider,
+                    intervals=[slots.WeeklyInterval(day, 9 * 60, 17 * 60) for day in range(5)],
+                )
             if not clinic.rooms.exists():
                 clinic_services.create_room(actor=admin, name="Room 1")
                 clinic_services.create_room(actor=admin, name="Room 2")
