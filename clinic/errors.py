@@ -8,7 +8,7 @@ catches answers exactly like the check a service made first.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError
 
@@ -70,12 +70,23 @@ class Unprocessable(DomainError):
 
 
 ConstraintErrorFactory = Callable[[], DomainError]
+_F = TypeVar("_F", bound=ConstraintErrorFactory)
 _constraint_errors: dict[str, ConstraintErrorFactory] = {}
 
 
-def register_constraint_error(constraint_name: str, factory: ConstraintErrorFactory) -> None:
-    """Declare which domain error a named database constraint stands for."""
-    _constraint_errors[constraint_name] = factory
+def register_constraint_error(constraint_name: str, factory: _F, *other_names: str) -> _F:
+    """Declare which domain error a named database constraint (or several) stands for.
+
+    Returns the factory: the service's own pre-check raises it too, so the check and a race
+    only PostgreSQL catches answer with the very same error."""
+    for name in (constraint_name, *other_names):
+        _constraint_errors[name] = factory
+    return factory
+
+
+def invalid_field(field: str, message: str) -> Callable[[], InvalidInput]:
+    """A factory of the 400 `invalid` answer naming one field."""
+    return lambda: InvalidInput({field: [message]})
 
 
 def constraint_name(exc: IntegrityError) -> str | None:
@@ -87,3 +98,19 @@ def error_for_integrity_error(exc: IntegrityError) -> DomainError | None:
     name = constraint_name(exc)
     factory = _constraint_errors.get(name) if name else None
     return factory() if factory else None
+
+
+# --- The clinic app's constraints ---------------------------------------------------------------
+
+room_name_taken = register_constraint_error(
+    "clinic_room_name_unique", invalid_field("name", "A room with this name already exists.")
+)
+handpiece_serial_taken = register_constraint_error(
+    "clinic_handpiece_serial_unique",
+    invalid_field("serial_number", "A handpiece with this serial number exists."),
+)
+username_taken = register_constraint_error(
+    "clinic_user_username_ci_unique",
+    invalid_field("username", "This username is taken."),
+    "clinic_user_username_key",
+)

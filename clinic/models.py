@@ -6,12 +6,36 @@ is what the API's clinic scoping filters on.
 
 import uuid
 import zoneinfo
+from datetime import date, datetime
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone as django_timezone
+
+from clinic.rules import (
+    CLINIC_SETTING_RANGES,
+    REQUEST_ID_MAX_LENGTH,
+    AuditOutcome,
+    Role,
+    day_bounds,
+)
+
+__all__ = [
+    "REQUEST_ID_MAX_LENGTH",
+    "AuditEvent",
+    "AuditOutcome",
+    "Clinic",
+    "Handpiece",
+    "IdempotencyKey",
+    "LoginFailureCounter",
+    "Role",
+    "Room",
+    "User",
+]
+_SETTING = CLINIC_SETTING_RANGES
 
 
 def validate_timezone(value: str) -> None:
@@ -35,40 +59,62 @@ class Clinic(models.Model):
         constraints = [
             models.CheckConstraint(
                 name="clinic_clinic_screening_valid_days_range",
-                condition=models.Q(screening_valid_days__gte=1, screening_valid_days__lte=730),
+                condition=models.Q(
+                    screening_valid_days__gte=_SETTING["screening_valid_days"].min,
+                    screening_valid_days__lte=_SETTING["screening_valid_days"].max,
+                ),
             ),
             models.CheckConstraint(
                 name="clinic_clinic_min_interval_days_range",
-                condition=models.Q(min_interval_days__gte=1, min_interval_days__lte=365),
+                condition=models.Q(
+                    min_interval_days__gte=_SETTING["min_interval_days"].min,
+                    min_interval_days__lte=_SETTING["min_interval_days"].max,
+                ),
             ),
             models.CheckConstraint(
                 name="clinic_clinic_default_interval_not_below_minimum",
                 condition=models.Q(default_interval_days__gte=models.F("min_interval_days"))
-                & models.Q(default_interval_days__lte=365),
+                & models.Q(default_interval_days__lte=_SETTING["default_interval_days"].max),
             ),
+            # The lower bound (0) is the column's own: a positive small integer.
             models.CheckConstraint(
                 name="clinic_clinic_washout_months_range",
-                condition=models.Q(isotretinoin_washout_months__lte=60),
+                condition=models.Q(
+                    isotretinoin_washout_months__lte=_SETTING["isotretinoin_washout_months"].max
+                ),
             ),
             models.CheckConstraint(
                 name="clinic_clinic_reminder_lead_hours_range",
-                condition=models.Q(reminder_lead_hours__gte=1, reminder_lead_hours__lte=336),
+                condition=models.Q(
+                    reminder_lead_hours__gte=_SETTING["reminder_lead_hours"].min,
+                    reminder_lead_hours__lte=_SETTING["reminder_lead_hours"].max,
+                ),
             ),
         ]
 
     def __str__(self) -> str:
         return self.name
 
+    # The clinic's local time, in one place: day views, eligibility dates, exports, reminders.
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
 
+    def today(self) -> date:
+        """Today's date where the clinic is."""
+        return django_timezone.localdate(timezone=self.zone)
 
-class Role(models.TextChoices):
-    ADMIN = "admin", "Admin"
-    FRONT_DESK = "front_desk", "Front desk"
-    PROVIDER = "provider", "Provider"
-    AUDITOR = "auditor", "Auditor"
+    def localtime(self, moment: datetime) -> datetime:
+        """An instant on the clinic's wall clock."""
+        return django_timezone.localtime(moment, self.zone)
+
+    def local_date(self, moment: datetime) -> date:
+        """The calendar day an instant falls on in the clinic's zone."""
+        return self.localtime(moment).date()
+
+    def day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        """[start, end) of one of the clinic's days as UTC instants (23 or 25 h across DST)."""
+        return day_bounds(day, self.zone)
 
 
 class User(AbstractUser):
@@ -139,15 +185,6 @@ class Handpiece(models.Model):
 
     def __str__(self) -> str:
         return self.serial_number
-
-
-REQUEST_ID_MAX_LENGTH = 64
-
-
-class AuditOutcome(models.TextChoices):
-    SUCCESS = "success", "Success"
-    DENIED = "denied", "Denied"
-    FAILED = "failed", "Failed"
 
 
 class AuditEvent(models.Model):

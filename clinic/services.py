@@ -22,32 +22,14 @@ from clinic.errors import (
     AuthenticationFailed,
     InvalidInput,
     Throttled,
-    register_constraint_error,
+    handpiece_serial_taken,
+    room_name_taken,
+    username_taken,
 )
-from clinic.models import AuditOutcome, Clinic, Handpiece, Role, Room, User
+from clinic.models import Clinic, Handpiece, Room, User
+from clinic.rules import CLINIC_SETTING_RANGES, AuditOutcome, Role, clinic_setting_errors
 
-CLINIC_SETTINGS_FIELDS = (
-    "name",
-    "timezone",
-    "screening_valid_days",
-    "min_interval_days",
-    "default_interval_days",
-    "isotretinoin_washout_months",
-    "reminder_lead_hours",
-)
-
-register_constraint_error(
-    "clinic_room_name_unique",
-    lambda: InvalidInput({"name": ["A room with this name already exists."]}),
-)
-register_constraint_error(
-    "clinic_handpiece_serial_unique",
-    lambda: InvalidInput({"serial_number": ["A handpiece with this serial number exists."]}),
-)
-for _name in ("clinic_user_username_key", "clinic_user_username_ci_unique"):
-    register_constraint_error(
-        _name, lambda: InvalidInput({"username": ["This username is taken."]})
-    )
+CLINIC_SETTINGS_FIELDS = ("name", "timezone", *CLINIC_SETTING_RANGES)
 
 
 def _validate_clinic_settings(clinic: Clinic) -> None:
@@ -55,10 +37,9 @@ def _validate_clinic_settings(clinic: Clinic) -> None:
         clinic.full_clean(validate_constraints=False)
     except ValidationError as exc:
         raise InvalidInput({k: [str(m) for m in v] for k, v in exc.message_dict.items()}) from exc
-    if clinic.default_interval_days < clinic.min_interval_days:
-        raise InvalidInput(
-            {"default_interval_days": ["Must not be shorter than min_interval_days."]}
-        )
+    errors = clinic_setting_errors({name: getattr(clinic, name) for name in CLINIC_SETTING_RANGES})
+    if errors:
+        raise InvalidInput(errors)
 
 
 @transaction.atomic
@@ -114,6 +95,7 @@ def update_clinic(*, actor: User, clinic: Clinic, changes: dict[str, Any]) -> Cl
     unknown = set(changes) - set(CLINIC_SETTINGS_FIELDS)
     if unknown:
         raise InvalidInput({name: ["This field cannot be changed."] for name in sorted(unknown)})
+    before = {name: getattr(clinic, name) for name in changes}
     for name, value in changes.items():
         setattr(clinic, name, value)
     _validate_clinic_settings(clinic)
@@ -125,7 +107,23 @@ def update_clinic(*, actor: User, clinic: Clinic, changes: dict[str, Any]) -> Cl
         object_id=clinic.id,
         detail={"fields": sorted(changes)},
     )
+    changed = frozenset(name for name in changes if getattr(clinic, name) != before[name])
+    if changed:
+        for settings_listener in _settings_listeners:
+            settings_listener(clinic, changed)
     return clinic
+
+
+SettingsListener = Callable[[Clinic, frozenset[str]], None]
+_settings_listeners: list[SettingsListener] = []
+
+
+def on_clinic_settings_changed(listener: SettingsListener) -> None:
+    """Let an app above act on changed settings (e.g. scheduling refreshes session flags when
+    the time zone moves every session's local date) in the same transaction. Registered once,
+    in that app's ready(); called with the clinic and the names of the fields that changed."""
+    if listener not in _settings_listeners:
+        _settings_listeners.append(listener)
 
 
 def _create_user(
@@ -141,7 +139,7 @@ def _create_user(
     )
     errors: dict[str, list[str]] = {}
     if User.objects.filter(username__iexact=username).exists():
-        errors["username"] = ["This username is taken."]
+        errors.update(username_taken().extra["errors"])
     try:
         validate_password(password, user)
     except ValidationError as exc:
@@ -180,7 +178,7 @@ def create_staff(*, actor: User, username: str, password: str, full_name: str, r
 @transaction.atomic
 def create_room(*, actor: User, name: str) -> Room:
     if Room.objects.filter(clinic_id=actor.clinic_uuid, name__iexact=name).exists():
-        raise InvalidInput({"name": ["A room with this name already exists."]})
+        raise room_name_taken()
     room = Room.objects.create(clinic_id=actor.clinic_uuid, name=name)
     audit.record(actor=actor, action="room.create", object_type="room", object_id=room.id)
     return room
@@ -189,7 +187,7 @@ def create_room(*, actor: User, name: str) -> Room:
 @transaction.atomic
 def create_handpiece(*, actor: User, serial_number: str) -> Handpiece:
     if Handpiece.objects.filter(clinic_id=actor.clinic_uuid, serial_number=serial_number).exists():
-        raise InvalidInput({"serial_number": ["A handpiece with this serial number exists."]})
+        raise handpiece_serial_taken()
     handpiece = Handpiece.objects.create(clinic_id=actor.clinic_uuid, serial_number=serial_number)
     audit.record(
         actor=actor, action="handpiece.create", object_type="handpiece", object_id=handpiece.id

@@ -10,6 +10,7 @@ from django.db.models import Value
 from django.db.models.functions import Concat, Upper
 
 from clinic.models import Clinic
+from patients.rules import FITZPATRICK_TYPES
 
 
 class Patient(models.Model):
@@ -49,7 +50,10 @@ class Patient(models.Model):
         constraints = [
             models.CheckConstraint(
                 name="patients_patient_fitzpatrick_type_range",
-                condition=models.Q(fitzpatrick_type__gte=1, fitzpatrick_type__lte=6),
+                condition=models.Q(
+                    fitzpatrick_type__gte=FITZPATRICK_TYPES[0],
+                    fitzpatrick_type__lte=FITZPATRICK_TYPES[-1],
+                ),
             ),
             models.CheckConstraint(
                 name="patients_patient_sms_opt_in_needs_phone",

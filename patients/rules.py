@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 MINIMUM_AGE_YEARS = 22
+FITZPATRICK_TYPES = range(1, 7)  # I to VI
+EARLIEST_BIRTH_YEAR = 1900
 
 # Screening answer -> reason code. Each blocks booking and treatment while it holds.
 CONTRAINDICATION_ANSWERS: Mapping[str, str] = {

@@ -52,8 +52,8 @@ def _check_patient(patient: Patient, today: date) -> None:
     errors: dict[str, list[str]] = {}
     if patient.date_of_birth > today:
         errors["date_of_birth"] = ["Must not be in the future."]
-    elif patient.date_of_birth.year < 1900:
-        errors["date_of_birth"] = ["Must be after 1900."]
+    elif patient.date_of_birth.year < rules.EARLIEST_BIRTH_YEAR:
+        errors["date_of_birth"] = [f"Must be after {rules.EARLIEST_BIRTH_YEAR}."]
     if patient.sms_opt_in and not patient.phone:
         errors["sms_opt_in"] = ["Needs a phone number."]
     if patient.email_opt_in and not patient.email:
@@ -62,16 +62,12 @@ def _check_patient(patient: Patient, today: date) -> None:
         raise InvalidInput(errors)
 
 
-def clinic_today(clinic: Clinic) -> date:
-    return timezone.localdate(timezone=clinic.zone)
-
-
 @transaction.atomic
 def register_patient(*, actor: User, data: dict[str, Any]) -> Patient:
     clinic = Clinic.objects.get(pk=actor.clinic_uuid)
     patient = Patient(clinic=clinic, **{k: v for k, v in data.items() if k in PATIENT_FIELDS})
     patient.phone = normalise_phone(patient.phone)
-    _check_patient(patient, clinic_today(clinic))
+    _check_patient(patient, clinic.today())
     patient.save(force_insert=True)
     audit.record(
         actor=actor,
@@ -86,13 +82,14 @@ def register_patient(*, actor: User, data: dict[str, Any]) -> Patient:
 @transaction.atomic
 def update_patient(*, actor: User, patient: Patient, changes: dict[str, Any]) -> Patient:
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    date_of_birth = patient.date_of_birth
     for name, value in changes.items():
         if name not in PATIENT_FIELDS:
             raise InvalidInput({name: ["This field cannot be changed."]})
         setattr(patient, name, value)
     if "phone" in changes:
         patient.phone = normalise_phone(patient.phone)
-    _check_patient(patient, clinic_today(patient.clinic))
+    _check_patient(patient, patient.clinic.today())
     patient.save()
     audit.record(
         actor=actor,
@@ -102,6 +99,8 @@ def update_patient(*, actor: User, patient: Patient, changes: dict[str, Any]) ->
         patient_id=patient.id,
         detail={"fields": sorted(changes)},
     )
+    if patient.date_of_birth != date_of_birth:
+        _eligibility_inputs_changed(patient.id)
     return patient
 
 
@@ -131,7 +130,7 @@ def record_screening(*, actor: User, patient: Patient, answers: dict[str, Any]) 
         raise InvalidState("The patient is archived.")
     clinic = patient.clinic
     now = timezone.now()
-    today = timezone.localdate(now, timezone=clinic.zone)
+    today = clinic.local_date(now)
     last_dose = answers.get("isotretinoin_last_dose_on")
     if last_dose is not None and last_dose > today:
         raise InvalidInput({"isotretinoin_last_dose_on": ["Must not be in the future."]})
@@ -164,17 +163,25 @@ def record_screening(*, actor: User, patient: Patient, answers: dict[str, Any]) 
         object_id=screening.id,
         patient_id=patient.id,
     )
-    for listener in _screening_listeners:
-        listener(patient.id)
+    _eligibility_inputs_changed(patient.id)
     return screening
 
 
-ScreeningListener = Callable[[UUID], None]
-_screening_listeners: list[ScreeningListener] = []
+# --- Eligibility inputs -------------------------------------------------------------------------
+
+EligibilityListener = Callable[[UUID], None]
+_eligibility_listeners: list[EligibilityListener] = []
 
 
-def on_screening_recorded(listener: ScreeningListener) -> None:
-    """Let a layer above (scheduling's session flags) act on a new screening, inside the same
-    transaction, without patients importing it. Registered once, in that app's ready()."""
-    if listener not in _screening_listeners:
-        _screening_listeners.append(listener)
+def on_eligibility_inputs_changed(listener: EligibilityListener) -> None:
+    """Let a layer above (scheduling's session flags, a cache of eligibility) act, inside the
+    same transaction, whenever a patient's eligibility inputs change: a screening recorded, the
+    date of birth corrected. Patients imports nothing above it; the listener is registered
+    once, in that app's ready()."""
+    if listener not in _eligibility_listeners:
+        _eligibility_listeners.append(listener)
+
+
+def _eligibility_inputs_changed(patient_id: UUID) -> None:
+    for listener in _eligibility_listeners:
+        listener(patient_id)

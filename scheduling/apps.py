@@ -6,9 +6,13 @@ class SchedulingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Patients sits below scheduling and cannot import it; it calls back instead, inside the
-        # transaction that records a screening, so session flags change with their cause.
-        from patients.services import on_screening_recorded
+        # Session.flags caches eligibility on each session's local date. Patients and clinic sit
+        # below scheduling and cannot import it; they call back instead, inside the transaction
+        # that changes an input (a screening, a date of birth, the clinic's time zone), so the
+        # flags change with their cause.
+        from clinic.services import on_clinic_settings_changed
+        from patients.services import on_eligibility_inputs_changed
         from scheduling import services
 
-        on_screening_recorded(services.on_screening_recorded)
+        on_eligibility_inputs_changed(services.refresh_flags_for_patient)
+        on_clinic_settings_changed(services.refresh_flags_for_clinic)

@@ -11,13 +11,14 @@ from datetime import date, datetime, timedelta
 
 from clinic.errors import DomainError, InvalidInput
 from clinic.models import Clinic, Room, User
+from clinic.rules import day_bounds
 from patients import rules as patient_rules
 from patients import selectors as patient_selectors
 from patients.models import Patient
 from scheduling import checks, slots
 from scheduling.errors import SeriesFull, SessionNotPlaced
 from scheduling.models import Series
-from scheduling.selectors import active_sessions_of_series, local_date, local_day_bounds
+from scheduling.selectors import active_sessions_of_series
 
 
 def _reasons_on(patient: Patient) -> Callable[[date], Sequence[str]]:
@@ -68,11 +69,11 @@ def free_slots(
         provider_id=provider.pk,
         room_id=room.pk if room is not None else None,
         patient_id=series.patient_id if series is not None else None,
-        start=local_day_bounds(first_day, zone)[0],
-        end=local_day_bounds(last_day, zone)[1] + duration,
+        start=day_bounds(first_day, zone)[0],
+        end=day_bounds(last_day, zone)[1] + duration,
     )
     if series is not None:
-        other_days = [local_date(at, clinic) for _id, at in active_sessions_of_series(series.pk)]
+        other_days = [clinic.local_date(at) for _id, at in active_sessions_of_series(series.pk)]
         reasons_on = _reasons_on(series.patient)
 
         def free(start: datetime, end: datetime) -> bool:
@@ -160,7 +161,7 @@ def plan_series(
         start=first_starts_at,
         end=first_starts_at + horizon,
     )
-    other_days = [local_date(at, clinic) for at in existing]
+    other_days = [clinic.local_date(at) for at in existing]
     reasons_on = _reasons_on(series.patient)
 
     def place(start: datetime) -> tuple[DomainError | None, list[str]]:
@@ -191,6 +192,6 @@ def plan_series(
             raise SessionNotPlaced(number, error)
         planned.append(PlannedSession(number, placed, placed + duration, flags))
         context = context.plus(placed, placed + duration)
-        other_days.append(local_date(placed, clinic))
+        other_days.append(clinic.local_date(placed))
         target = slots.same_wall_clock_days_later(placed, series.interval_days, zone)
     return planned

@@ -82,7 +82,7 @@ def check_series_bookable(series: Series) -> None:
         raise InvalidState("The patient is archived.")
     # Checked again at each booking: a patient's skin type may be corrected after planning.
     if not rules.indication_allowed(series.indication, series.patient.fitzpatrick_type):
-        raise IndicationNotAllowed("Neck wrinkles are cleared for Fitzpatrick types II to IV only.")
+        raise IndicationNotAllowed()
 
 
 def slot_error(code: str | None) -> DomainError | None:

@@ -15,6 +15,7 @@ from clinic.errors import (
     Unprocessable,
     register_constraint_error,
 )
+from scheduling.rules import NECK_NOT_ALLOWED
 
 
 class ProviderUnavailable(Conflict):
@@ -44,7 +45,7 @@ class IntervalTooShort(Unprocessable):
 
 class IndicationNotAllowed(Unprocessable):
     code = "indication_not_allowed"
-    default_detail = "This indication is not cleared for the patient's skin type."
+    default_detail = NECK_NOT_ALLOWED
 
 
 class PatientNotEligible(Unprocessable):

@@ -21,10 +21,31 @@ from django.db import models
 
 from clinic.models import Clinic, Room
 from patients.models import Patient
+from scheduling import rules
+from scheduling.rules import (
+    ACTIVE_SESSION_STATUSES,
+    OPEN_SESSION_STATUSES,
+    Indication,
+    SeriesStatus,
+    SessionFlag,
+    SessionStatus,
+)
+
+__all__ = [
+    "ACTIVE_SESSION_STATUSES",
+    "OPEN_SESSION_STATUSES",
+    "Indication",
+    "Notification",
+    "Series",
+    "SeriesStatus",
+    "Session",
+    "SessionFlag",
+    "SessionStatus",
+]
 
 # The notification outbox's model lives with its services (scheduling.notifications); importing
 # it here registers it with the app. It refers to Session by name, so there is no import cycle.
-from scheduling.notifications.models import Notification  # noqa: F401
+from scheduling.notifications.models import Notification
 
 # Working hours, time off and calendar feeds (the appointment book's frame).
 from scheduling.timetable import CalendarFeed, TimeOff, WorkingInterval  # noqa: F401
@@ -38,43 +59,8 @@ class TsTzRange(models.Func):
     output_field = DateTimeRangeField()
 
 
-class Indication(models.TextChoices):
-    ACNE_SCARS = "acne_scars", "Acne scars"
-    FINE_LINES_WRINKLES = "fine_lines_wrinkles", "Fine lines and wrinkles"
-    NECK_WRINKLES = "neck_wrinkles", "Neck wrinkles"
-
-
-class SeriesStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    COMPLETED = "completed", "Completed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-class SessionStatus(models.TextChoices):
-    BOOKED = "booked", "Booked"
-    CHECKED_IN = "checked_in", "Checked in"
-    COMPLETED = "completed", "Completed"
-    CANCELLED = "cancelled", "Cancelled"
-    NO_SHOW = "no_show", "No show"
-
-
-class SessionFlag(models.TextChoices):
-    SCREENING_EXPIRED = "screening_expired", "Screening will have expired"
-    NOT_ELIGIBLE = "not_eligible", "Not eligible on the session date"
-
-
-# Sessions that hold their time and their place in the series.
-ACTIVE_SESSION_STATUSES = (
-    SessionStatus.BOOKED,
-    SessionStatus.CHECKED_IN,
-    SessionStatus.COMPLETED,
-)
-# Sessions still to happen: the only ones that carry flags.
-OPEN_SESSION_STATUSES = (SessionStatus.BOOKED, SessionStatus.CHECKED_IN)
-
-
 class Series(models.Model):
-    """A planned course of 3-6 sessions for one indication.
+    """A planned course of sessions (rules.MIN/MAX_PLANNED_SESSIONS) for one indication.
 
     Progress (sessions completed and booked, the next due date) is derived from the sessions
     whenever it is read (scheduling.selectors), never stored, so it cannot drift.
@@ -103,11 +89,17 @@ class Series(models.Model):
         constraints = [
             models.CheckConstraint(
                 name="scheduling_series_planned_sessions_range",
-                condition=models.Q(planned_sessions__gte=3, planned_sessions__lte=6),
+                condition=models.Q(
+                    planned_sessions__gte=rules.MIN_PLANNED_SESSIONS,
+                    planned_sessions__lte=rules.MAX_PLANNED_SESSIONS,
+                ),
             ),
             models.CheckConstraint(
                 name="scheduling_series_interval_days_range",
-                condition=models.Q(interval_days__gte=1, interval_days__lte=365),
+                condition=models.Q(
+                    interval_days__gte=rules.MIN_INTERVAL_DAYS,
+                    interval_days__lte=rules.MAX_INTERVAL_DAYS,
+                ),
             ),
         ]
         indexes = [
@@ -142,7 +134,7 @@ class Session(models.Model):
         max_length=16, choices=SessionStatus.choices, default=SessionStatus.BOOKED
     )
     flags = ArrayField(models.CharField(max_length=32), default=list, blank=True)
-    cancel_reason = models.CharField(max_length=500, blank=True)
+    cancel_reason = models.CharField(max_length=rules.CANCEL_REASON_MAX_LENGTH, blank=True)
     checked_in_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
@@ -158,8 +150,10 @@ class Session(models.Model):
             models.CheckConstraint(
                 name="scheduling_session_duration_range",
                 condition=models.Q(
-                    ends_at__gte=models.F("starts_at") + timedelta(minutes=15),
-                    ends_at__lte=models.F("starts_at") + timedelta(minutes=240),
+                    ends_at__gte=models.F("starts_at")
+                    + timedelta(minutes=rules.MIN_DURATION_MINUTES),
+                    ends_at__lte=models.F("starts_at")
+                    + timedelta(minutes=rules.MAX_DURATION_MINUTES),
                 ),
             ),
             models.CheckConstraint(

@@ -10,42 +10,82 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 
+from django.db.models import TextChoices
+
+from clinic.rules import MAX_INTERVAL_DAYS as MAX_INTERVAL_DAYS
 from patients.rules import SCREENING_EXPIRED
 
 MIN_PLANNED_SESSIONS = 3
 MAX_PLANNED_SESSIONS = 6
 MIN_DURATION_MINUTES = 15
 MAX_DURATION_MINUTES = 240
-MAX_INTERVAL_DAYS = 365
+MIN_INTERVAL_DAYS = 1
 DEFAULT_DURATION_MINUTES = 60
+CANCEL_REASON_MAX_LENGTH = 500
 
-NECK_WRINKLES = "neck_wrinkles"
+
+class Indication(TextChoices):
+    ACNE_SCARS = "acne_scars", "Acne scars"
+    FINE_LINES_WRINKLES = "fine_lines_wrinkles", "Fine lines and wrinkles"
+    NECK_WRINKLES = "neck_wrinkles", "Neck wrinkles"
+
+
 NECK_FITZPATRICK_TYPES = frozenset({2, 3, 4})
+NECK_NOT_ALLOWED = "Neck wrinkles are cleared for Fitzpatrick types II to IV only."
 
-BOOKED = "booked"
-CHECKED_IN = "checked_in"
-COMPLETED = "completed"
-CANCELLED = "cancelled"
-NO_SHOW = "no_show"
+
+class SeriesStatus(TextChoices):
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class SessionStatus(TextChoices):
+    BOOKED = "booked", "Booked"
+    CHECKED_IN = "checked_in", "Checked in"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+    NO_SHOW = "no_show", "No show"
+
+
+class SessionFlag(TextChoices):
+    SCREENING_EXPIRED = "screening_expired", "Screening will have expired"
+    NOT_ELIGIBLE = "not_eligible", "Not eligible on the session date"
+
+
+# Sessions that hold their time and their place in the series.
+ACTIVE_SESSION_STATUSES = (
+    SessionStatus.BOOKED,
+    SessionStatus.CHECKED_IN,
+    SessionStatus.COMPLETED,
+)
+# Sessions still to happen: the only ones that carry flags.
+OPEN_SESSION_STATUSES = (SessionStatus.BOOKED, SessionStatus.CHECKED_IN)
 
 # The whole state machine. Anything not listed is refused (409 invalid_state).
 TRANSITIONS: Mapping[str, frozenset[str]] = {
-    BOOKED: frozenset({CHECKED_IN, CANCELLED, NO_SHOW, COMPLETED}),
-    CHECKED_IN: frozenset({COMPLETED, CANCELLED, NO_SHOW}),
-    COMPLETED: frozenset(),
-    CANCELLED: frozenset(),
-    NO_SHOW: frozenset(),
+    SessionStatus.BOOKED: frozenset(
+        {
+            SessionStatus.CHECKED_IN,
+            SessionStatus.CANCELLED,
+            SessionStatus.NO_SHOW,
+            SessionStatus.COMPLETED,
+        }
+    ),
+    SessionStatus.CHECKED_IN: frozenset(
+        {SessionStatus.COMPLETED, SessionStatus.CANCELLED, SessionStatus.NO_SHOW}
+    ),
+    SessionStatus.COMPLETED: frozenset(),
+    SessionStatus.CANCELLED: frozenset(),
+    SessionStatus.NO_SHOW: frozenset(),
 }
 # Only a booked session is moved: once the patient has checked in, the visit is under way.
-RESCHEDULABLE = frozenset({BOOKED})
-
-FLAG_SCREENING_EXPIRED = "screening_expired"
-FLAG_NOT_ELIGIBLE = "not_eligible"
+RESCHEDULABLE = frozenset({SessionStatus.BOOKED})
 
 
 def indication_allowed(indication: str, fitzpatrick_type: int) -> bool:
     """Neck wrinkles are cleared for Fitzpatrick II-IV only; the face for every type."""
-    return indication != NECK_WRINKLES or fitzpatrick_type in NECK_FITZPATRICK_TYPES
+    return indication != Indication.NECK_WRINKLES or fitzpatrick_type in NECK_FITZPATRICK_TYPES
 
 
 def can_transition(current: str, target: str) -> bool:
@@ -69,17 +109,17 @@ def booking_decision(reasons: Sequence[str]) -> tuple[tuple[str, ...], list[str]
     flagged for a re-screen; every other reason (including no screening at all) blocks.
     """
     if tuple(reasons) == (SCREENING_EXPIRED,):
-        return (), [FLAG_SCREENING_EXPIRED]
+        return (), [SessionFlag.SCREENING_EXPIRED]
     return tuple(reasons), []
 
 
 def session_flags(reasons: Sequence[str]) -> list[str]:
     """The flags an open session carries, given the eligibility reasons on its date."""
-    flags = []
+    flags: list[str] = []
     if SCREENING_EXPIRED in reasons:
-        flags.append(FLAG_SCREENING_EXPIRED)
+        flags.append(SessionFlag.SCREENING_EXPIRED)
     if any(reason != SCREENING_EXPIRED for reason in reasons):
-        flags.append(FLAG_NOT_ELIGIBLE)
+        flags.append(SessionFlag.NOT_ELIGIBLE)
     return flags
 
 

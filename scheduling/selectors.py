@@ -7,9 +7,8 @@ list costs the same number of queries whatever its length.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from django.db.models import (
     Case,
@@ -24,34 +23,16 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from clinic.models import Clinic
 from scheduling import rules
-from scheduling.models import (
+from scheduling.models import Series, Session
+from scheduling.rules import (
     ACTIVE_SESSION_STATUSES,
     OPEN_SESSION_STATUSES,
-    Series,
     SeriesStatus,
-    Session,
     SessionStatus,
 )
-
-
-def local_date(moment: datetime, clinic: Clinic) -> date:
-    """The calendar day a moment falls on in the clinic's own time zone."""
-    return timezone.localtime(moment, clinic.zone).date()
-
-
-def local_day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """[start, end) of a local calendar day as aware instants.
-
-    Local midnight to the next local midnight, each resolved in the zone separately, so a day
-    with a DST change is 23 or 25 hours long, as it really is.
-    """
-    start = datetime.combine(day, time.min, tzinfo=zone)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
-    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
 
 
 def series_with_progress(queryset: QuerySet[Series] | None = None) -> QuerySet[Series]:
@@ -74,9 +55,9 @@ def next_due_on(series: Series) -> date | None:
         is_active=series.status == SeriesStatus.ACTIVE,
         planned_sessions=series.planned_sessions,
         active_sessions=series.sessions_completed + series.sessions_booked,  # type: ignore[attr-defined]
-        last_session_on=local_date(last, clinic) if last is not None else None,
+        last_session_on=clinic.local_date(last) if last is not None else None,
         interval_days=series.interval_days,
-        created_on=local_date(series.created_at, clinic),
+        created_on=clinic.local_date(series.created_at),
     )
 
 
@@ -111,9 +92,9 @@ def sessions_with_number(queryset: QuerySet[Session] | None = None) -> QuerySet[
     )
 
 
-def sessions_on_day(queryset: QuerySet[Session], day: date, zone: ZoneInfo) -> QuerySet[Session]:
-    """Sessions starting on a local calendar day of the clinic."""
-    start, end = local_day_bounds(day, zone)
+def sessions_on_day(queryset: QuerySet[Session], day: date, clinic: Clinic) -> QuerySet[Session]:
+    """Sessions starting on one of the clinic's local calendar days."""
+    start, end = clinic.day_bounds(day)
     return queryset.filter(starts_at__gte=start, starts_at__lt=end)
 
 

@@ -28,20 +28,15 @@ from django.utils import timezone
 
 from clinic import audit
 from clinic.errors import DomainError, InvalidInput, InvalidState, error_for_integrity_error
-from clinic.models import Room, User
+from clinic.models import Clinic, Room, User
 from patients import rules as patient_rules
 from patients import selectors as patient_selectors
 from patients.models import Patient, Screening
 from scheduling import availability, checks, rules, slots
 from scheduling.errors import IndicationNotAllowed, SessionNotPlaced
-from scheduling.models import (
-    OPEN_SESSION_STATUSES,
-    Series,
-    SeriesStatus,
-    Session,
-    SessionStatus,
-)
-from scheduling.selectors import active_sessions_of_series, local_date
+from scheduling.models import Series, Session
+from scheduling.rules import OPEN_SESSION_STATUSES, SeriesStatus, SessionStatus
+from scheduling.selectors import active_sessions_of_series
 
 
 class _Keep:
@@ -87,7 +82,7 @@ def create_series(
     if patient.is_archived:
         raise InvalidState("The patient is archived.")
     if not rules.indication_allowed(indication, patient.fitzpatrick_type):
-        raise IndicationNotAllowed("Neck wrinkles are cleared for Fitzpatrick types II to IV only.")
+        raise IndicationNotAllowed()
     series = Series.objects.create(
         clinic=clinic,
         patient=patient,
@@ -343,7 +338,7 @@ def _check_booking(session: Session, series: Series, *, new: bool) -> None:
         _slot_context(session),
         session.starts_at,
         session.ends_at,
-        other_days=[local_date(at, clinic) for _id, at in others],
+        other_days=[clinic.local_date(at) for _id, at in others],
         min_interval_days=clinic.min_interval_days,
         reasons_on=lambda day: patient_selectors.eligibility_on(series.patient, day).reasons,
         full_at=series.planned_sessions if new else None,
@@ -480,22 +475,38 @@ def _transition(
 
 
 # --- Flags ------------------------------------------------------------------------------------
+#
+# `Session.flags` is a cache of the eligibility rules applied to the session's local date. Its
+# inputs are the patient's date of birth, their latest screening, the session's time and the
+# clinic's time zone. Every service that changes one refreshes the cache in its own
+# transaction: booking and rescheduling set it (_check_booking), status changes clear it, and
+# the two entry points below are called by the lower apps' hooks (SchedulingConfig.ready()).
+# The notification scan's refresh_open_session_flags is only a safety net.
+
+# The clinic settings a session's flags depend on. Screening validity and washout are frozen
+# into each screening when it is recorded, so only the zone (the session's local date) counts.
+FLAG_INPUT_SETTINGS = frozenset({"timezone"})
 
 
 def refresh_flags(
-    *, patient_id: UUID | None = None, session_ids: Iterable[UUID] | None = None
+    *,
+    patient_id: UUID | None = None,
+    clinic_id: UUID | None = None,
+    session_ids: Iterable[UUID] | None = None,
 ) -> dict[UUID, list[str]]:
-    """Recompute the flags of open sessions (one patient's, or the given ones).
+    """Recompute the flags of open sessions (one patient's, one clinic's, or the given ones).
 
     Runs inside the caller's transaction when there is one (a screening being recorded), so
     the flags change together with their cause. Returns the sessions whose flags changed, with
     their new flags, for whoever needs to tell someone (the notification scan).
     """
-    if patient_id is None and session_ids is None:
-        raise ValueError("refresh_flags needs a patient_id or session_ids")
+    if patient_id is None and clinic_id is None and session_ids is None:
+        raise ValueError("refresh_flags needs a patient_id, a clinic_id or session_ids")
     sessions = Session.objects.filter(status__in=OPEN_SESSION_STATUSES)
     if patient_id is not None:
         sessions = sessions.filter(patient_id=patient_id)
+    if clinic_id is not None:
+        sessions = sessions.filter(clinic_id=clinic_id)
     if session_ids is not None:
         sessions = sessions.filter(pk__in=list(session_ids))
     with transaction.atomic():
@@ -511,7 +522,7 @@ def refresh_flags(
             result = patient_rules.eligibility_on(
                 date_of_birth=row.patient.date_of_birth,
                 screening=patient_selectors.screening_facts(latest.get(row.patient_id)),
-                on=local_date(row.starts_at, row.clinic),
+                on=row.clinic.local_date(row.starts_at),
             )
             flags = rules.session_flags(result.reasons)
             if flags != row.flags:
@@ -543,6 +554,13 @@ def _latest_screenings(patient_ids: set[UUID]) -> dict[UUID, Screening]:
     return {screening.patient_id: screening for screening in latest}
 
 
-def on_screening_recorded(patient_id: UUID) -> None:
-    """Registered with patients.services in SchedulingConfig.ready()."""
+def refresh_flags_for_patient(patient_id: UUID) -> None:
+    """A patient's eligibility inputs changed (a screening, the date of birth): registered with
+    patients.services.on_eligibility_inputs_changed."""
     refresh_flags(patient_id=patient_id)
+
+
+def refresh_flags_for_clinic(clinic: Clinic, changed_fields: frozenset[str]) -> None:
+    """A clinic's settings changed: registered with clinic.services.on_clinic_settings_changed."""
+    if changed_fields & FLAG_INPUT_SETTINGS:
+        refresh_flags(clinic_id=clinic.id)

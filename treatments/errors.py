@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clinic.errors import Conflict, Unprocessable, register_constraint_error
+from clinic.errors import Conflict, Unprocessable, invalid_field, register_constraint_error
 
 
 class SessionAlreadyRecorded(Conflict):
@@ -35,3 +35,11 @@ class DepthNotAllowed(Unprocessable):
 register_constraint_error("treatments_treatmentrecord_one_per_session", SessionAlreadyRecorded)
 register_constraint_error("treatments_aftercareplan_one_per_session", SessionAlreadyRecorded)
 register_constraint_error("treatments_tiplot_used_within_received", TipLotExhausted)
+lot_number_in_stock = register_constraint_error(
+    "treatments_tiplot_lot_number_unique",
+    invalid_field("lot_number", "This lot number is already in stock."),
+)
+template_name_taken = register_constraint_error(
+    "treatments_aftercaretemplate_name_unique",
+    invalid_field("name", "A template with this name exists."),
+)

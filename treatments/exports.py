@@ -12,7 +12,7 @@ import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import IO, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 
 from clinic.models import Clinic
+from clinic.rules import day_bounds
 from treatments.models import TipLot
+from treatments.selectors import CURRENT_DEPTHS_SQL, LATEST_AMENDED_DEPTHS_SQL
 
 # The contract fixes the first eight columns; the rest are ours.
 HEADER = (
@@ -41,10 +43,12 @@ HEADER = (
     "record_hash",
 )
 
+# `depths` and `max_depth_mm` are the record's current values, after its amendments
+# (treatments.selectors.current_values); every other column is as recorded.
 # An empty value is an empty field (COPY writes "" for an empty string, nothing for NULL).
 # `used_at` as Python's isoformat() writes it in the clinic's zone: seconds, microseconds only
 # when there are any, and the offset (the session's TimeZone is the clinic's during the COPY).
-_SELECT = """
+_SELECT = f"""
 SELECT
     to_char(r.performed_at, CASE WHEN date_trunc('second', r.performed_at) = r.performed_at
         THEN 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'
@@ -67,15 +71,11 @@ FROM treatments_treatmentrecord r
 JOIN scheduling_session s ON s.id = r.session_id
 JOIN treatments_tiplot l ON l.id = r.tip_lot_id
 JOIN clinic_user u ON u.id = r.provider_id
-LEFT JOIN LATERAL (
-    SELECT string_agg(td.area || ':' || td.depth_mm::text, ';' ORDER BY td.area) AS depths,
-           max(td.depth_mm) AS max_depth_mm
-    FROM treatments_treatmentdepth td
-    WHERE td.record_id = r.id
-) d ON true
-WHERE {where}
+LEFT JOIN ({LATEST_AMENDED_DEPTHS_SQL}) am ON am.record_id = r.id
+LEFT JOIN LATERAL ({CURRENT_DEPTHS_SQL}) d ON true
+WHERE {{where}}
 ORDER BY r.performed_at, r.id
-"""
+"""  # noqa: S608 (constant SQL fragments, no input)
 
 
 @dataclass(frozen=True)
@@ -92,12 +92,8 @@ class TipUsageQuery:
 
     def bounds(self) -> tuple[datetime | None, datetime | None]:
         zone = ZoneInfo(self.timezone)
-        start = datetime.combine(self.used_from, time.min, zone) if self.used_from else None
-        end = (
-            datetime.combine(self.used_to + timedelta(days=1), time.min, zone)
-            if self.used_to
-            else None
-        )
+        start = day_bounds(self.used_from, zone)[0] if self.used_from else None
+        end = day_bounds(self.used_to, zone)[1] if self.used_to else None
         return start, end
 
 

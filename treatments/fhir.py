@@ -28,11 +28,10 @@ from django.utils import timezone
 
 from clinic.models import Clinic, Handpiece, User
 from patients.models import Patient
-from patients.services import clinic_today
 from scheduling.models import Series, Session, SessionStatus
 from scheduling.selectors import sessions_with_number
 from treatments.models import AftercarePlan, TipLot, TreatmentRecord
-from treatments.selectors import treatment_records
+from treatments.selectors import current_values, treatment_records
 
 FHIR_CONTENT_TYPE = "application/fhir+json"
 PROCEDURE_TEXT = "SkinPen microneedling"
@@ -101,7 +100,7 @@ def _ref(resource_type: str, object_id: Any, display: str | None = None) -> dict
 
 
 def _when(moment: datetime | None, clinic: Clinic) -> str | None:
-    return timezone.localtime(moment, clinic.zone).isoformat() if moment else None
+    return clinic.localtime(moment).isoformat() if moment else None
 
 
 def _patient(data: PatientRecords) -> dict[str, Any]:
@@ -136,21 +135,10 @@ def _practitioner(user: User) -> dict[str, Any]:
     }
 
 
-def _current(record: TreatmentRecord) -> tuple[list[tuple[str, str]], str, str]:
-    """(depths, notes, override reason) as they stand after the record's amendments."""
-    depths = [(d.area, f"{d.depth_mm:.2f}") for d in record.depths.all()]
-    notes, override = record.notes, record.depth_override_reason
-    for amendment in record.amendments.all():
-        changes = amendment.changes
-        if "depths" in changes:
-            depths = [(d["area"], str(d["depth_mm"])) for d in changes["depths"]]
-        notes = changes.get("notes", notes)
-        override = changes.get("depth_override_reason", override)
-    return depths, notes, override
-
-
 def _procedure(record: TreatmentRecord, series_id: UUID, data: PatientRecords) -> dict[str, Any]:
-    depths, notes, override = _current(record)
+    current = current_values(record)
+    depths = [(area, f"{depth:.2f}") for area, depth in current.depths]
+    notes, override = current.notes, current.depth_override_reason
     provider = data.practitioners.get(record.provider_id)
     used = [_ref("Device", record.tip_lot_id, f"Cartridge lot {record.lot_number}")]
     if record.handpiece_id:
@@ -247,7 +235,7 @@ def _appointment(session: Session, data: PatientRecords) -> dict[str, Any]:
 def _aftercare_activities(
     plan: AftercarePlan, record: TreatmentRecord, clinic: Clinic, today: date
 ) -> Iterable[dict[str, Any]]:
-    treated_on = timezone.localtime(record.performed_at, clinic.zone).date()
+    treated_on = clinic.local_date(record.performed_at)
     for step in plan.steps:
         day = treated_on + timedelta(days=int(step["day_offset"]))
         detail: dict[str, Any] = {
@@ -295,7 +283,7 @@ def _care_plan(series: Series, data: PatientRecords, today: date) -> dict[str, A
 
 def everything_bundle(data: PatientRecords, base_url: str, self_url: str) -> dict[str, Any]:
     """The searchset Bundle; `base_url` ends with "/" and prefixes each entry's fullUrl."""
-    today = clinic_today(data.clinic)
+    today = data.clinic.today()
     series_of_session = {s.id: s.series_id for s in data.sessions}
     resources: list[dict[str, Any]] = [_patient(data)]
     resources += [_care_plan(series, data, today) for series in data.series]

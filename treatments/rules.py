@@ -12,16 +12,30 @@ from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
+from django.db.models import TextChoices
+
 AREAS = ("forehead", "temples", "cheeks", "nose", "perioral", "chin", "jawline", "neck")
 DEPTH_STEP = Decimal("0.25")
 MIN_DEPTH = Decimal("0.25")
 MAX_DEPTH = Decimal("2.50")
 EVALUATED_MAX_DEPTH = Decimal("1.50")
 
-LOT_ACTIVE = "active"
-LOT_EXPIRED = "expired"
-LOT_EXHAUSTED = "exhausted"
-LOT_RECALLED = "recalled"
+
+# Free-text limits of a treatment record, its amendments and aftercare steps.
+NOTES_MAX_LENGTH = 5000
+REASON_MAX_LENGTH = 1000  # a depth override's or an amendment's
+RECALL_REASON_MAX_LENGTH = 2000
+MAX_LOT_QUANTITY = 100_000
+MAX_AFTERCARE_DAY_OFFSET = 365
+AFTERCARE_PRODUCT_MAX_LENGTH = 100
+AFTERCARE_INSTRUCTION_MAX_LENGTH = 500
+
+
+class LotStatus(TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    EXHAUSTED = "exhausted", "Exhausted"
+    RECALLED = "recalled", "Recalled"
 
 
 def depth_error(depth: Decimal) -> str | None:
@@ -44,15 +58,15 @@ def lot_status(
     quantity_used: int,
     recalled: bool,
     today: date,
-) -> str:
+) -> LotStatus:
     """One status, by precedence: a recall outranks everything, then stock, then expiry."""
     if recalled:
-        return LOT_RECALLED
+        return LotStatus.RECALLED
     if quantity_used >= quantity_received:
-        return LOT_EXHAUSTED
+        return LotStatus.EXHAUSTED
     if expires_on < today:
-        return LOT_EXPIRED
-    return LOT_ACTIVE
+        return LotStatus.EXPIRED
+    return LotStatus.ACTIVE
 
 
 # The clinic's aftercare template starts as this, from domain.md's typical Skinfuse post-care;

@@ -16,23 +16,25 @@ from django.db.models import F
 from django.utils import timezone
 
 from clinic import audit
-from clinic.errors import InvalidInput, InvalidState, register_constraint_error
+from clinic.errors import InvalidInput, InvalidState
 from clinic.models import Clinic, Handpiece, User
 from patients import selectors as patient_selectors
 from scheduling import rules as scheduling_rules
 from scheduling import services as scheduling_services
 from scheduling.errors import PatientNotEligible
-from scheduling.models import Session, SessionStatus
+from scheduling.models import Session
 from scheduling.notifications import outbox
 from scheduling.notifications.models import NotificationKind
-from scheduling.selectors import local_date
-from treatments import rules
+from scheduling.rules import SessionStatus
+from treatments import rules, selectors
 from treatments.errors import (
     DepthNotAllowed,
     SessionAlreadyRecorded,
     TipLotExhausted,
     TipLotExpired,
     TipLotRecalled,
+    lot_number_in_stock,
+    template_name_taken,
 )
 from treatments.models import (
     AftercarePlan,
@@ -45,15 +47,6 @@ from treatments.models import (
 
 # Clocks differ a little between a tablet and the server; a minute is not "the future".
 CLOCK_SKEW = timedelta(minutes=1)
-
-register_constraint_error(
-    "treatments_tiplot_lot_number_unique",
-    lambda: InvalidInput({"lot_number": ["This lot number is already in stock."]}),
-)
-register_constraint_error(
-    "treatments_aftercaretemplate_name_unique",
-    lambda: InvalidInput({"name": ["A template with this name exists."]}),
-)
 
 
 @transaction.atomic
@@ -68,7 +61,7 @@ def receive_tip_lot(
     """Record stock as it is: a lot already past its expiry is received and shows `expired`."""
     clinic_id = actor.clinic_uuid
     if TipLot.objects.filter(clinic_id=clinic_id, lot_number=lot_number).exists():
-        raise InvalidInput({"lot_number": ["This lot number is already in stock."]})
+        raise lot_number_in_stock()
     lot = TipLot.objects.create(
         clinic_id=clinic_id,
         lot_number=lot_number,
@@ -105,7 +98,7 @@ def create_aftercare_template(
     clinic_id = actor.clinic_uuid
     _lock_templates_of(clinic_id)
     if AftercareTemplate.objects.filter(clinic_id=clinic_id, name=name).exists():
-        raise InvalidInput({"name": ["A template with this name exists."]})
+        raise template_name_taken()
     if is_default:
         AftercareTemplate.objects.filter(clinic_id=clinic_id, is_default=True).update(
             is_default=False
@@ -141,7 +134,7 @@ def update_aftercare_template(
         .exclude(pk=template.pk)
         .exists()
     ):
-        raise InvalidInput({"name": ["A template with this name exists."]})
+        raise template_name_taken()
     for field in ("name", "is_default"):
         if field in changes:
             setattr(template, field, changes[field])
@@ -247,7 +240,7 @@ def record_treatment(
     performed_at = performed_at or now
     if performed_at > now + CLOCK_SKEW:
         raise InvalidInput({"performed_at": ["Must not be in the future."]})
-    performed_on = local_date(performed_at, session.clinic)
+    performed_on = session.clinic.local_date(performed_at)
     _check_depths(depths, depth_override_reason)
 
     # Treatment always needs full eligibility, on the day it is done.
@@ -313,7 +306,7 @@ def amend_treatment(
         override = (
             depth_override_reason
             if depth_override_reason is not None
-            else _current_override_reason(record)
+            else selectors.current_values(record).depth_override_reason
         )
         _check_depths(depths, override)
         changes["depths"] = [{"area": area, "depth_mm": f"{depth:.2f}"} for area, depth in depths]
@@ -331,13 +324,6 @@ def amend_treatment(
         detail={"amendment": str(amendment.id), "fields": sorted(changes)},
     )
     return amendment
-
-
-def _current_override_reason(record: TreatmentRecord) -> str:
-    for amendment in record.amendments.order_by("-amended_at", "-id"):
-        if "depth_override_reason" in amendment.changes:
-            return str(amendment.changes["depth_override_reason"])
-    return record.depth_override_reason
 
 
 # --- Recall --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from clinic.models import Clinic, Handpiece, Role, Room, User
+from clinic.models import Clinic, Handpiece, Room, User
+from clinic.rules import CLINIC_SETTING_RANGES, Role
 from clinic.services import CLINIC_SETTINGS_FIELDS
 
 
@@ -14,14 +15,17 @@ class TokenSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+def _setting_field(name: str) -> serializers.IntegerField:
+    allowed = CLINIC_SETTING_RANGES[name]
+    return serializers.IntegerField(min_value=allowed.min, max_value=allowed.max, required=False)
+
+
 class ClinicSerializer(serializers.ModelSerializer):
-    screening_valid_days = serializers.IntegerField(min_value=1, max_value=730, required=False)
-    min_interval_days = serializers.IntegerField(min_value=1, max_value=365, required=False)
-    default_interval_days = serializers.IntegerField(min_value=1, max_value=365, required=False)
-    isotretinoin_washout_months = serializers.IntegerField(
-        min_value=0, max_value=60, required=False
-    )
-    reminder_lead_hours = serializers.IntegerField(min_value=1, max_value=336, required=False)
+    screening_valid_days = _setting_field("screening_valid_days")
+    min_interval_days = _setting_field("min_interval_days")
+    default_interval_days = _setting_field("default_interval_days")
+    isotretinoin_washout_months = _setting_field("isotretinoin_washout_months")
+    reminder_lead_hours = _setting_field("reminder_lead_hours")
 
     class Meta:
         model = Clinic

@@ -2,12 +2,14 @@ from rest_framework import serializers
 
 from clinic.api.base import IsoDateField
 from patients.models import Patient, Screening
-from patients.rules import CONTRAINDICATION_ANSWERS, WARNING_ANSWERS
+from patients.rules import CONTRAINDICATION_ANSWERS, FITZPATRICK_TYPES, WARNING_ANSWERS
 from patients.services import PATIENT_FIELDS
 
 
 class PatientSerializer(serializers.ModelSerializer):
-    fitzpatrick_type = serializers.IntegerField(min_value=1, max_value=6)
+    fitzpatrick_type = serializers.IntegerField(
+        min_value=FITZPATRICK_TYPES[0], max_value=FITZPATRICK_TYPES[-1]
+    )
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
     sms_opt_in = serializers.BooleanField(required=False, default=False)

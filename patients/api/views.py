@@ -123,7 +123,7 @@ class ScreeningViewSet(ClinicScopedViewSet):
         patient = self._patient(pk)
         query = EligibilityQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        on = query.validated_data.get("on") or services.clinic_today(patient.clinic)
+        on = query.validated_data.get("on") or patient.clinic.today()
         result = selectors.eligibility_on(patient, on)
         audit.record_reads(
             actor=request.user,

@@ -8,7 +8,8 @@ from clinic.api.base import ClinicRelatedField
 from clinic.models import Room, User
 from patients.models import Patient
 from scheduling import rules, selectors
-from scheduling.models import Indication, Series, Session, SessionFlag
+from scheduling.models import Series, Session
+from scheduling.rules import Indication, SessionFlag
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -68,7 +69,9 @@ class SeriesSerializer(serializers.ModelSerializer):
 
 
 class SeriesCancelSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        max_length=rules.CANCEL_REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
+    )
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -134,4 +137,6 @@ class RescheduleSerializer(serializers.Serializer):
 
 
 class SessionCancelSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        max_length=rules.CANCEL_REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
+    )

@@ -134,11 +134,11 @@ class TimeOffFilter(filters.FilterSet):
         fields: list[str] = []
 
     def filter_from(self, queryset, name, value):
-        start, _end = selectors.local_day_bounds(value, self.request.user.clinic.zone)
+        start, _end = self.request.user.clinic.day_bounds(value)
         return queryset.filter(ends_at__gt=start)
 
     def filter_to(self, queryset, name, value):
-        _start, end = selectors.local_day_bounds(value, self.request.user.clinic.zone)
+        _start, end = self.request.user.clinic.day_bounds(value)
         return queryset.filter(starts_at__lt=end)
 
     @classmethod

@@ -15,7 +15,8 @@ from scheduling.api.serializers import (
     SessionCancelSerializer,
     SessionSerializer,
 )
-from scheduling.models import Series, SeriesStatus, Session, SessionStatus
+from scheduling.models import Series, Session
+from scheduling.rules import SeriesStatus, SessionStatus
 
 
 class SeriesFilter(filters.FilterSet):
@@ -49,7 +50,7 @@ class SessionFilter(filters.FilterSet):
         fields: list[str] = []
 
     def filter_date(self, queryset, name, value):
-        return selectors.sessions_on_day(queryset, value, self.request.user.clinic.zone)
+        return selectors.sessions_on_day(queryset, value, self.request.user.clinic)
 
     def filter_flagged(self, queryset, name, value):
         return queryset.exclude(flags=[]) if value else queryset.filter(flags=[])

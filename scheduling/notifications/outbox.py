@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -137,4 +136,4 @@ def publish_tasks(calls: list[tuple[str, dict[str, Any]]]) -> int:
 
 def reminder_subject(session: Session) -> str:
     """A reminder is for a session at a time: a session moved later gets a reminder again."""
-    return f"{session.pk}@{session.starts_at.astimezone(ZoneInfo('UTC')).isoformat()}"
+    return f"{session.pk}@{session.starts_at.astimezone(UTC).isoformat()}"

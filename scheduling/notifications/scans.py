@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from clinic.models import Clinic
 from scheduling import services
 from scheduling.models import (
     ACTIVE_SESSION_STATUSES,
@@ -26,7 +26,7 @@ from scheduling.models import (
 from scheduling.notifications.models import Notification, NotificationKind
 from scheduling.notifications.outbox import SEND_DUE_TASK, insert, publish_tasks, reminder_subject
 from scheduling.notifications.sender import reclaim_stuck, send_due
-from scheduling.notifications.texts import in_zone, next_due_after
+from scheduling.notifications.texts import next_due_after
 
 # Messages that are not tied to an appointment time go out in the clinic's daytime.
 DAYTIME_START = time(9)
@@ -119,9 +119,9 @@ def queue_session_reminders(now: datetime) -> int:
     return _queue_missing(NotificationKind.SESSION_REMINDER, wanted)
 
 
-def _daytime(moment: datetime, zone: ZoneInfo) -> datetime:
+def _daytime(moment: datetime, clinic: Clinic) -> datetime:
     """The first instant at or after `moment` inside the clinic's daytime hours."""
-    local = in_zone(moment, zone)
+    zone, local = clinic.zone, clinic.localtime(moment)
     if local.time() < DAYTIME_START:
         return datetime.combine(local.date(), DAYTIME_START, zone)
     if local.time() >= DAYTIME_END:
@@ -129,10 +129,10 @@ def _daytime(moment: datetime, zone: ZoneInfo) -> datetime:
     return moment
 
 
-def _checkin_time(day: date, zone: ZoneInfo, now: datetime) -> datetime:
+def _checkin_time(day: date, clinic: Clinic, now: datetime) -> datetime:
     """10:00 local on `day`, or the next daytime moment when that has passed already."""
-    planned = datetime.combine(day, CHECKIN_TIME, zone)
-    return planned if planned >= now else _daytime(now, zone)
+    planned = datetime.combine(day, CHECKIN_TIME, clinic.zone)
+    return planned if planned >= now else _daytime(now, clinic)
 
 
 def queue_next_session_due(now: datetime) -> int:
@@ -159,11 +159,10 @@ def queue_next_session_due(now: datetime) -> int:
     wanted = []
     for session in last_sessions:
         session.series = series_by_id[session.series_id]
-        zone = session.clinic.zone
-        due_on = next_due_after(session, zone)
-        if due_on <= in_zone(now, zone).date():
+        due_on = next_due_after(session)
+        if due_on <= session.clinic.local_date(now):
             subject = f"series:{session.series_id}:after:{session.pk}"
-            wanted.append((subject, session, _checkin_time(due_on, zone, now)))
+            wanted.append((subject, session, _checkin_time(due_on, session.clinic, now)))
     return _queue_missing(NotificationKind.NEXT_SESSION_DUE, wanted)
 
 
@@ -178,10 +177,9 @@ def queue_aftercare_checkins(now: datetime) -> int:
     )
     wanted = []
     for session in sessions:
-        zone = session.clinic.zone
         treated = session.completed_at or session.starts_at
-        day_after = in_zone(treated, zone).date() + timedelta(days=1)
-        wanted.append((str(session.pk), session, _checkin_time(day_after, zone, now)))
+        day_after = session.clinic.local_date(treated) + timedelta(days=1)
+        wanted.append((str(session.pk), session, _checkin_time(day_after, session.clinic, now)))
     return _queue_missing(NotificationKind.AFTERCARE_CHECKIN, wanted)
 
 
@@ -213,5 +211,5 @@ def queue_screening_expiring(now: datetime) -> int:
             patient__archived_at__isnull=True,
         ).select_related("clinic", "patient")
     )
-    wanted = [(f"session:{s.pk}", s, _daytime(now, s.clinic.zone)) for s in sessions]
+    wanted = [(f"session:{s.pk}", s, _daytime(now, s.clinic)) for s in sessions]
     return _queue_missing(NotificationKind.SCREENING_EXPIRING, wanted)

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
-
-from django.utils import timezone
 
 from scheduling import channels
 from scheduling.models import Session
 from scheduling.notifications.models import Channel, Notification, NotificationKind
-
-
-def in_zone(moment: datetime, zone: ZoneInfo) -> datetime:
-    return timezone.localtime(moment, zone)
 
 
 def _day_text(day: date) -> str:
@@ -27,17 +20,17 @@ def _moment_text(moment: datetime) -> str:
 def compose(notification: Notification) -> channels.Message:
     """Subject and body: the clinic's name and local dates and times, never clinical detail."""
     clinic = notification.clinic.name
-    zone = notification.clinic.zone
+    local = notification.clinic  # its local time: Clinic.localtime, local_date, today
     session = notification.session
     kind = notification.kind
     if kind == NotificationKind.SESSION_REMINDER and session is not None:
-        when = _moment_text(in_zone(session.starts_at, zone))
+        when = _moment_text(local.localtime(session.starts_at))
         subject = f"Reminder: your appointment at {clinic} on {when}"
         text = f"This is a reminder of your appointment at {clinic} on {when}."
         sms = f"{clinic}: reminder of your appointment on {when}."
         closing = "If you need to change it, please contact the clinic."
     elif kind == NotificationKind.SCREENING_EXPIRING and session is not None:
-        when = _moment_text(in_zone(session.starts_at, zone))
+        when = _moment_text(local.localtime(session.starts_at))
         subject = f"Before your appointment at {clinic} on {when}"
         text = (
             f"Before your appointment at {clinic} on {when}, we need to update your "
@@ -46,19 +39,19 @@ def compose(notification: Notification) -> channels.Message:
         sms = f"{clinic}: before your appointment on {when} we need to update your questionnaire."
         closing = "Please contact the clinic to arrange it."
     elif kind == NotificationKind.NEXT_SESSION_DUE and session is not None:
-        due = _day_text(next_due_after(session, zone))
+        due = _day_text(next_due_after(session))
         subject = f"Time to book your next appointment at {clinic}"
         text = f"Your next appointment at {clinic} is due from {due}."
         sms = f"{clinic}: your next appointment is due from {due}."
         closing = "Please contact the clinic to book it."
     elif kind == NotificationKind.AFTERCARE_CHECKIN and session is not None:
-        visited = _day_text(in_zone(session.completed_at or session.starts_at, zone).date())
+        visited = _day_text(local.local_date(session.completed_at or session.starts_at))
         subject = f"Following up on your visit to {clinic}"
         text = f"Thank you for your visit to {clinic} on {visited}. We hope all is well."
         sms = f"{clinic}: thank you for your visit on {visited}. We hope all is well."
         closing = "If you have any questions, please contact the clinic."
     else:
-        sent_on = _day_text(in_zone(timezone.now(), zone).date())
+        sent_on = _day_text(local.today())
         subject = f"Please contact {clinic}"
         text = f"{clinic} would like to speak with you about a recent visit ({sent_on})."
         sms = f"{clinic}: we would like to speak with you about a recent visit."
@@ -74,7 +67,7 @@ def compose(notification: Notification) -> channels.Message:
     )
 
 
-def next_due_after(session: Session, zone: ZoneInfo) -> date:
+def next_due_after(session: Session) -> date:
     """The day the series' next session is due, one interval after this treated session."""
-    treated = in_zone(session.completed_at or session.starts_at, zone).date()
+    treated = session.clinic.local_date(session.completed_at or session.starts_at)
     return treated + timedelta(days=session.series.interval_days)

@@ -3,6 +3,7 @@
 import csv
 import io
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -265,3 +266,32 @@ def test_a_download_abandoned_half_way_leaves_the_connection_usable(clinic, make
     with connection.cursor() as cursor:
         cursor.execute("SHOW TimeZone")
         assert cursor.fetchone() == ("UTC",)
+
+
+@pytest.mark.django_db
+def test_depths_are_the_current_ones_after_amendments(api, auditor, make_record, lot, provider):
+    """The CSV and the FHIR Procedure read one selector (treatments.selectors.current_values)."""
+    from treatments import selectors
+    from treatments import services as treatment_services
+
+    record = make_record(datetime(2025, 5, 1, 12, tzinfo=UTC), lot=lot)
+    untouched = make_record(datetime(2025, 5, 2, 12, tzinfo=UTC), lot=lot)
+    record = selectors.treatment_records().get(pk=record.pk)
+    treatment_services.amend_treatment(
+        actor=provider, record=record, reason="Wrong area", depths=[("chin", Decimal("0.75"))]
+    )
+    record = selectors.treatment_records().get(pk=record.pk)
+    treatment_services.amend_treatment(actor=provider, record=record, reason="Typo", notes="ok")
+    record = selectors.treatment_records().get(pk=record.pk)
+    current = selectors.current_values(record)
+
+    exported = rows(api(auditor).get(URL))
+    assert [(row["treatment_id"], row["depths"], row["max_depth_mm"]) for row in exported] == [
+        (str(record.id), "chin:0.75", "0.75"),
+        (str(untouched.id), "cheeks:1.25;forehead:0.50", "1.25"),
+    ]
+    assert (current.depths, current.max_depth_mm, current.notes) == (
+        (("chin", Decimal("0.75")),),
+        Decimal("0.75"),
+        "ok",
+    )

@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from clinic.rules import day_bounds as local_day_bounds
 from scheduling import rules
-from scheduling.selectors import local_day_bounds
 
 STATUSES = ["booked", "checked_in", "completed", "cancelled", "no_show"]
 ALLOWED = {

@@ -10,7 +10,7 @@ from treatments.models import AftercareTemplate, TipLot, TreatmentAmendment, Tre
 
 
 class TipLotSerializer(serializers.ModelSerializer):
-    quantity_received = serializers.IntegerField(min_value=1, max_value=100_000)
+    quantity_received = serializers.IntegerField(min_value=1, max_value=rules.MAX_LOT_QUANTITY)
     gtin = serializers.RegexField(
         r"^\d{8}$|^\d{12,14}$", required=False, allow_blank=True, default=""
     )
@@ -48,9 +48,11 @@ class TipLotSerializer(serializers.ModelSerializer):
 
 
 class AftercareStepSerializer(serializers.Serializer):
-    day_offset = serializers.IntegerField(min_value=0, max_value=365)
-    product = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
-    instruction = serializers.CharField(max_length=500)
+    day_offset = serializers.IntegerField(min_value=0, max_value=rules.MAX_AFTERCARE_DAY_OFFSET)
+    product = serializers.CharField(
+        max_length=rules.AFTERCARE_PRODUCT_MAX_LENGTH, allow_blank=True, required=False, default=""
+    )
+    instruction = serializers.CharField(max_length=rules.AFTERCARE_INSTRUCTION_MAX_LENGTH)
 
 
 class AftercareTemplateSerializer(serializers.ModelSerializer):
@@ -84,18 +86,24 @@ class TreatmentInputSerializer(serializers.Serializer):
         queryset=Handpiece.objects.all(), required=False, allow_null=True, default=None
     )
     depths = DepthSerializer(many=True, allow_empty=False)
-    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    notes = serializers.CharField(
+        max_length=rules.NOTES_MAX_LENGTH, required=False, allow_blank=True, default=""
+    )
     depth_override_reason = serializers.CharField(
-        max_length=1000, required=False, allow_blank=True, default=""
+        max_length=rules.REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
     )
     performed_at = AwareDateTimeField(required=False, default=None)
 
 
 class AmendmentInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=1000)
-    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    reason = serializers.CharField(max_length=rules.REASON_MAX_LENGTH)
+    notes = serializers.CharField(
+        max_length=rules.NOTES_MAX_LENGTH, required=False, allow_blank=True
+    )
     depths = DepthSerializer(many=True, allow_empty=False, required=False)
-    depth_override_reason = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    depth_override_reason = serializers.CharField(
+        max_length=rules.REASON_MAX_LENGTH, required=False, allow_blank=True
+    )
 
 
 class AmendmentSerializer(serializers.ModelSerializer):
@@ -135,7 +143,7 @@ class AftercareSerializer(serializers.Serializer):
 
 
 class RecallInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000)
+    reason = serializers.CharField(max_length=rules.RECALL_REASON_MAX_LENGTH)
 
 
 class AffectedPatientSerializer(serializers.Serializer):

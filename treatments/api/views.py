@@ -10,7 +10,6 @@ from clinic import audit
 from clinic.api.base import ClinicScopedViewSet
 from clinic.api.permissions import ADMIN, ALL_ROLES, PROVIDERS
 from clinic.models import Role
-from patients.services import clinic_today
 from scheduling.models import Session
 from treatments import selectors, services
 from treatments.api.serializers import (
@@ -37,7 +36,7 @@ class TipLotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScop
 
     def get_serializer_context(self) -> dict:
         context = super().get_serializer_context()
-        context["today"] = clinic_today(self.request.user.clinic)
+        context["today"] = self.request.user.clinic.today()
         return context
 
     def create(self, request: Request) -> Response:
