@@ -26,7 +26,7 @@ from clinic.errors import (
     room_name_taken,
     username_taken,
 )
-from clinic.models import Clinic, Handpiece, Room, User
+from clinic.models import Clinic, Handpiece, IdempotencyKey, Room, User
 from clinic.rules import CLINIC_SETTING_RANGES, AuditOutcome, Role, clinic_setting_errors
 
 CLINIC_SETTINGS_FIELDS = ("name", "timezone", *CLINIC_SETTING_RANGES)
@@ -298,3 +298,10 @@ def delete_stale_login_counters() -> int:
             [timezone.now() - window],
         )
         return cursor.rowcount
+
+
+def purge_expired_idempotency_keys() -> int:
+    """Stored first responses are kept IDEMPOTENCY_KEY_TTL_HOURS (the contract: 24 h or more)."""
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

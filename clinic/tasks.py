@@ -5,7 +5,6 @@ import logging
 from celery import shared_task
 
 from clinic import services
-from clinic.api import idempotency
 
 logger = logging.getLogger(__name__)
 
@@ -13,7 +12,7 @@ logger = logging.getLogger(__name__)
 @shared_task(name="clinic.purge_idempotency_keys")
 def purge_idempotency_keys() -> int:
     """Idempotency keys are kept IDEMPOTENCY_KEY_TTL_HOURS (at least 24 h by contract)."""
-    deleted = idempotency.purge_expired()
+    deleted = services.purge_expired_idempotency_keys()
     deleted_counters = services.delete_stale_login_counters()
     logger.info("purged %s idempotency keys, %s login counters", deleted, deleted_counters)
     return deleted

@@ -11,12 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -113,12 +110,6 @@ def run_idempotently(
             response_body=response.data,
         )
         return response
-
-
-def purge_expired() -> int:
-    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
-    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
 
 
 def header_value(request: Request) -> Any:

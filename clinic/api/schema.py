@@ -1,6 +1,9 @@
 """OpenAPI: every operation documents its error responses (problem+json) and, on POST, the
-Idempotency-Key header."""
+Idempotency-Key header; operations are tagged by resource and each has a summary, so a
+generated client reads well (one module per resource, `LoginRequest` and not
+`TokenRequestRequest`)."""
 
+import re
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
@@ -34,7 +37,94 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+# Sub-resources under a parent's path that are resources of their own in a client.
+SUBRESOURCE_TAGS = {
+    "screenings": "screenings",
+    "eligibility": "screenings",
+    "treatment": "treatment",
+    "aftercare": "aftercare",
+}
+ACTION_VERBS = {
+    "list": "List",
+    "create": "Create",
+    "retrieve": "Get",
+    "update": "Replace",
+    "partial_update": "Update",
+    "destroy": "Delete",
+}
+METHOD_ACTIONS = {
+    "GET": "retrieve",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "partial_update",
+    "DELETE": "destroy",
+}
+ONE_OF = {"series": "a series", "staff": "a staff member", "clinic": "the clinic's settings"}
+# Where `<verb> <resource>` would not say it: by operation id (views may also pass summary=).
+SUMMARIES = {
+    "patients_archive_create": "Archive a patient",
+    "patients_eligibility_retrieve": "A patient's eligibility on a date",
+    "patients_screenings_list": "List a patient's screenings",
+    "patients_screenings_create": "Record a patient's screening",
+    "series_cancel_create": "Cancel a series and its sessions to come",
+    "sessions_cancel_create": "Cancel a session",
+    "sessions_check_in_create": "Check a patient in for a session",
+    "sessions_no_show_create": "Mark a session no-show",
+    "sessions_reschedule_create": "Move a booked session",
+    "sessions_create": "Book a session",
+    "sessions_treatment_retrieve": "Get a session's treatment record",
+    "sessions_treatment_create": "Record a session's treatment",
+    "sessions_treatment_amendments_list": "List a treatment record's amendments",
+    "sessions_treatment_amendments_create": "Amend a treatment record",
+    "sessions_aftercare_retrieve": "Get a session's aftercare plan",
+    "tip_lots_create": "Receive a tip lot into stock",
+    "tip_lots_recall_create": "Recall a tip lot and name the patients treated with it",
+    "tip_lots_usage_list": "List the treatment records that used a tip lot",
+    "healthz_retrieve": "Health of the database and the broker",
+}
+
+
 class ClinicAutoSchema(AutoSchema):
+    def _literal_path(self) -> list[str]:
+        """The path's words after /api/v1/, without parameters."""
+        path = re.sub(r"^/api/v\d+/", "", self.path)
+        return [part for part in path.strip("/").split("/") if part and "{" not in part]
+
+    def get_tags(self) -> list[str]:
+        """One tag per resource (the first word of the path, or a sub-resource's own)."""
+        words = self._literal_path() or ["api"]
+        for word in words[1:]:
+            if word in SUBRESOURCE_TAGS:
+                return [SUBRESOURCE_TAGS[word]]
+        return [words[0]]
+
+    def get_summary(self) -> str | None:
+        """Every operation has one: SUMMARIES', else `<verb> <resource>` ("List patients")."""
+        summary = SUMMARIES.get(self.get_operation_id())
+        if summary:
+            return summary
+        action = getattr(self.view, "action", None)
+        if action not in ACTION_VERBS:
+            action = "list" if self._is_list_view() else METHOD_ACTIONS[self.method]
+        resource = (self._literal_path() or ["api"])[0].replace("-", " ")
+        if action != "list" and resource in ONE_OF:
+            resource = ONE_OF[resource]
+        elif action != "list":
+            resource = resource.removesuffix("s")
+            resource = f"{'an' if resource[0] in 'aeiou' else 'a'} {resource}"
+        return f"{ACTION_VERBS[action]} {resource}"
+
+    def _get_serializer_name(
+        self, serializer: Any, direction: Any, bypass_extensions: bool = False
+    ) -> str:
+        # COMPONENT_SPLIT_REQUEST appends "Request" to request bodies; an input serializer
+        # already says so in its name ("TokenRequest", "TreatmentInput"): say it once.
+        name: str = super()._get_serializer_name(serializer, direction, bypass_extensions)
+        for doubled in ("RequestRequest", "InputRequest"):
+            if name.endswith(doubled):
+                return name[: -len(doubled)] + "Request"
+        return name
+
     def _is_public(self) -> bool:
         # get_auth() always lists the global bearer scheme; `{}` marks anonymous access allowed.
         return {} in self.get_auth()
