@@ -7,7 +7,8 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from clinic import audit
+from clinic import services
+from clinic.errors import InvalidInput
 from clinic.models import AuditEvent, Clinic, Handpiece, Room, User
 
 
@@ -44,7 +45,8 @@ class ReadOnlyAdmin(ClinicScopedAdmin):
 
 
 class EditableAdmin(ClinicScopedAdmin):
-    """Adds and edits are audited; nothing is deleted (deactivate instead)."""
+    """Adds and edits go through the same services as the API (their rules, their audit
+    events); nothing is deleted (deactivate instead). Subclasses name the services."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self.has_module_permission(request)
@@ -55,18 +57,51 @@ class EditableAdmin(ClinicScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def precheck(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> None:
+        """The service's own pre-check (raises InvalidInput), so the form shows its refusal."""
+
+    def create(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def update(self, request: HttpRequest, obj: Any, changes: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        model_admin = self
+
+        class ServiceCheckedForm(form_class):  # type: ignore[misc,valid-type]
+            def clean(self) -> dict[str, Any]:
+                cleaned: dict[str, Any] = super().clean()
+                if not self.errors:
+                    try:
+                        model_admin.precheck(request, self.instance, cleaned)
+                    except InvalidInput as exc:
+                        for field, messages in exc.extra["errors"].items():
+                            self.add_error(field if field in self.fields else None, messages)
+                return cleaned
+
+        return ServiceCheckedForm
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        if not change and not request.user.is_superuser:
-            obj.clinic_id = request.user.clinic_id
-        super().save_model(request, obj, form, change)
-        audit.record(
-            actor=request.user,
-            clinic_id=obj.clinic_id,
-            action=f"{obj._meta.model_name}.{'update' if change else 'create'}",
-            object_type=obj._meta.model_name,
-            object_id=obj.pk,
-            detail={"via": "admin", "fields": sorted(form.changed_data)},
-        )
+        if change:
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            saved = self.update(request, obj, changes)
+        else:
+            saved = self.create(request, obj, form.cleaned_data)
+        obj.pk = saved.pk
+
+    def _deactivated(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> Any:
+        """Created active (as the API does); unticked in the add form, it is then deactivated."""
+        if cleaned.get("is_active") is False:
+            return self.update(request, obj, {"is_active": False})
+        return obj
+
+    def _clinic_id(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> Any:
+        if request.user.is_superuser:
+            clinic = cleaned.get("clinic")
+            return clinic.pk if clinic else obj.clinic_id
+        return request.user.clinic_id
 
 
 @admin.register(Clinic)
@@ -96,11 +131,45 @@ class RoomAdmin(EditableAdmin):
     list_display = ("name", "is_active")
     fields = ("name", "is_active")
 
+    def precheck(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> None:
+        clinic_id = self._clinic_id(request, obj, cleaned)
+        services.check_room_name(clinic_id=clinic_id, name=cleaned["name"], room_id=obj.pk)
+
+    def create(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> Any:
+        clinic_id = self._clinic_id(request, obj, cleaned)
+        room = services.create_room(
+            actor=request.user, name=cleaned["name"], clinic_id=clinic_id, via="admin"
+        )
+        return self._deactivated(request, room, cleaned)
+
+    def update(self, request: HttpRequest, obj: Any, changes: dict[str, Any]) -> Any:
+        return services.update_room(actor=request.user, room=obj, changes=changes, via="admin")
+
 
 @admin.register(Handpiece)
 class HandpieceAdmin(EditableAdmin):
     list_display = ("serial_number", "is_active")
     fields = ("serial_number", "is_active")
+
+    def precheck(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> None:
+        clinic_id = self._clinic_id(request, obj, cleaned)
+        serial = cleaned["serial_number"]
+        services.check_handpiece_serial(
+            clinic_id=clinic_id, serial_number=serial, handpiece_id=obj.pk
+        )
+
+    def create(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> Any:
+        clinic_id = self._clinic_id(request, obj, cleaned)
+        serial = cleaned["serial_number"]
+        handpiece = services.create_handpiece(
+            actor=request.user, serial_number=serial, clinic_id=clinic_id, via="admin"
+        )
+        return self._deactivated(request, handpiece, cleaned)
+
+    def update(self, request: HttpRequest, obj: Any, changes: dict[str, Any]) -> Any:
+        return services.update_handpiece(
+            actor=request.user, handpiece=obj, changes=changes, via="admin"
+        )
 
 
 @admin.register(AuditEvent)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -175,24 +176,95 @@ def create_staff(*, actor: User, username: str, password: str, full_name: str, r
     return user
 
 
-@transaction.atomic
-def create_room(*, actor: User, name: str) -> Room:
-    if Room.objects.filter(clinic_id=actor.clinic_uuid, name__iexact=name).exists():
+def check_room_name(*, clinic_id: UUID, name: str, room_id: UUID | None = None) -> None:
+    """The room-name rule (unique per clinic, whatever the case), for services and the admin."""
+    rooms = Room.objects.filter(clinic_id=clinic_id, name__iexact=name)
+    if rooms.exclude(pk=room_id).exists() if room_id else rooms.exists():
         raise room_name_taken()
-    room = Room.objects.create(clinic_id=actor.clinic_uuid, name=name)
-    audit.record(actor=actor, action="room.create", object_type="room", object_id=room.id)
-    return room
+
+
+def check_handpiece_serial(
+    *, clinic_id: UUID, serial_number: str, handpiece_id: UUID | None = None
+) -> None:
+    handpieces = Handpiece.objects.filter(clinic_id=clinic_id, serial_number=serial_number)
+    if handpieces.exclude(pk=handpiece_id).exists() if handpiece_id else handpieces.exists():
+        raise handpiece_serial_taken()
 
 
 @transaction.atomic
-def create_handpiece(*, actor: User, serial_number: str) -> Handpiece:
-    if Handpiece.objects.filter(clinic_id=actor.clinic_uuid, serial_number=serial_number).exists():
-        raise handpiece_serial_taken()
-    handpiece = Handpiece.objects.create(clinic_id=actor.clinic_uuid, serial_number=serial_number)
+def create_room(*, actor: User, name: str, clinic_id: UUID | None = None, via: str = "") -> Room:
+    """`clinic_id` only for platform superusers (the admin), who belong to no clinic."""
+    clinic_id = clinic_id or actor.clinic_uuid
+    check_room_name(clinic_id=clinic_id, name=name)
+    return _created(actor, Room.objects.create(clinic_id=clinic_id, name=name), via)
+
+
+@transaction.atomic
+def update_room(*, actor: User, room: Room, changes: dict[str, Any], via: str = "") -> Room:
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    if "name" in changes:
+        check_room_name(clinic_id=room.clinic_id, name=changes["name"], room_id=room.pk)
+    return _updated(actor, room, changes, ("name", "is_active"), via)
+
+
+@transaction.atomic
+def create_handpiece(
+    *, actor: User, serial_number: str, clinic_id: UUID | None = None, via: str = ""
+) -> Handpiece:
+    clinic_id = clinic_id or actor.clinic_uuid
+    check_handpiece_serial(clinic_id=clinic_id, serial_number=serial_number)
+    handpiece = Handpiece.objects.create(clinic_id=clinic_id, serial_number=serial_number)
+    return _created(actor, handpiece, via)
+
+
+@transaction.atomic
+def update_handpiece(
+    *, actor: User, handpiece: Handpiece, changes: dict[str, Any], via: str = ""
+) -> Handpiece:
+    handpiece = Handpiece.objects.select_for_update().get(pk=handpiece.pk)
+    if "serial_number" in changes:
+        check_handpiece_serial(
+            clinic_id=handpiece.clinic_id,
+            serial_number=changes["serial_number"],
+            handpiece_id=handpiece.pk,
+        )
+    return _updated(actor, handpiece, changes, ("serial_number", "is_active"), via)
+
+
+_Equipment = TypeVar("_Equipment", Room, Handpiece)
+
+
+def _created(actor: User, obj: _Equipment, via: str) -> _Equipment:
+    name = obj._meta.model_name
+    detail = {"via": via} if via else None
     audit.record(
-        actor=actor, action="handpiece.create", object_type="handpiece", object_id=handpiece.id
+        actor=actor,
+        clinic_id=obj.clinic_id,
+        action=f"{name}.create",
+        object_type=str(name),
+        object_id=obj.pk,
+        detail=detail,
     )
-    return handpiece
+    return obj
+
+
+def _updated(
+    actor: User, obj: _Equipment, changes: dict[str, Any], fields: tuple[str, ...], via: str
+) -> _Equipment:
+    for field in fields:
+        if field in changes:
+            setattr(obj, field, changes[field])
+    obj.save()
+    name = obj._meta.model_name
+    audit.record(
+        actor=actor,
+        clinic_id=obj.clinic_id,
+        action=f"{name}.update",
+        object_type=str(name),
+        object_id=obj.pk,
+        detail={"fields": sorted(changes), **({"via": via} if via else {})},
+    )
+    return obj
 
 
 # --- Logins ------------------------------------------------------------------------------------

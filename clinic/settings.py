@@ -66,6 +66,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: it calls the view itself, inside the Idempotency-Key's transaction.
+    "clinic.api.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "clinic.urls"

@@ -3,23 +3,28 @@
 PostgreSQL writes the CSV itself (`COPY (SELECT ...) TO STDOUT (FORMAT csv, HEADER)`) and
 psycopg hands it over as it arrives, so memory stays flat however many rows, and the speed is
 close to PostgreSQL's own (benchmarks/tip_usage_export.py measures it against `psql \\copy`).
-The HTTP view and `manage.py export_tip_usage` share everything here.
+The HTTP view and `manage.py export_tip_usage` share one `TipUsageExporter` (pretix's
+BaseExporter shape: an identifier, validated parameters, `render()` with a progress callback),
+which owns the parameters' validation and the export's audit event.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import IO, Any
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 
-from clinic.models import Clinic
+from clinic import audit
+from clinic.errors import InvalidInput
+from clinic.models import Clinic, User
 from clinic.rules import day_bounds
 from treatments.models import TipLot
 from treatments.selectors import CURRENT_DEPTHS_SQL, LATEST_AMENDED_DEPTHS_SQL
@@ -184,19 +189,99 @@ def copy_chunks(query: TipUsageQuery, chunk_bytes: int = 1 << 16) -> Iterator[tu
         cursor.execute("SELECT set_config('TimeZone', %s, true)", [previous_zone])
 
 
-def stream_tip_usage_csv(query: TipUsageQuery) -> Iterator[bytes]:
-    for chunk, _rows in copy_chunks(query):
-        yield chunk
+# --- The exporter ------------------------------------------------------------------------------
+
+LOT_MAX_LENGTH = 64
+BAD_DATE = "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
 
 
-def write_tip_usage_csv(
-    query: TipUsageQuery, out: IO[bytes], on_rows: Callable[[int], None] | None = None
-) -> int:
-    """Write the CSV to `out`; `on_rows(n)` after each chunk (a progress bar). Returns rows."""
-    total = 0
-    for chunk, rows in copy_chunks(query):
-        out.write(chunk)
-        total += rows
-        if on_rows is not None:
-            on_rows(rows)
-    return total
+class TipUsageExporter:
+    """One clinic's tip-usage CSV: every cartridge used, one row per treatment record.
+
+    Built from raw parameters (`from`, `to`: days YYYY-MM-DD in the clinic's zone, inclusive;
+    `lot`: a lot id or number), which it validates (InvalidInput naming the parameter, as the
+    caller spells it: `parameter_name`). `render()` writes the audit event and returns the
+    CSV's chunks."""
+
+    identifier = "tip_usage"
+    verbose_name = "Tip usage (CSV)"
+    content_type = "text/csv; charset=utf-8"
+    object_id = "tip-usage.csv"
+
+    def __init__(
+        self,
+        clinic: Clinic,
+        params: Mapping[str, Any],
+        *,
+        parameter_name: Callable[[str], str] = str,
+    ) -> None:
+        self.clinic = clinic
+        self.parameters = self._validate(params, parameter_name)
+        self.query = tip_usage_query(
+            clinic,
+            used_from=self.parameters["from"],
+            used_to=self.parameters["to"],
+            lot=self.parameters["lot"],
+        )
+
+    @staticmethod
+    def _validate(
+        params: Mapping[str, Any], parameter_name: Callable[[str], str]
+    ) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        values: dict[str, Any] = {"from": None, "to": None, "lot": params.get("lot") or None}
+        for name in ("from", "to"):
+            raw = params.get(name)
+            if raw in (None, ""):
+                continue
+            try:
+                if not isinstance(raw, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+                    raise ValueError(raw)
+                values[name] = date.fromisoformat(raw)
+            except ValueError:
+                errors[name] = [
+                    "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
+                ]
+        if values["lot"] is not None and len(str(values["lot"])) > LOT_MAX_LENGTH:
+            errors["lot"] = [f"Ensure this field has no more than {LOT_MAX_LENGTH} characters."]
+        if not errors and values["from"] and values["to"] and values["from"] > values["to"]:
+            errors["to"] = [f"Must not be before {parameter_name('from')}."]
+        if errors:
+            raise InvalidInput(errors)
+        return values
+
+    @property
+    def filename(self) -> str:
+        period = "-".join(
+            str(self.parameters[key]) for key in ("from", "to") if self.parameters[key]
+        )
+        return f"tip-usage-{period or 'all'}.csv"
+
+    def count(self) -> int:
+        return count_tip_usage(self.query)
+
+    def render(
+        self,
+        *,
+        actor: User | None,
+        via: str = "",
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[bytes]:
+        """Audit the export (now, in the caller's request or command), then stream the CSV;
+        `progress(rows)` after each chunk."""
+        audit.record(
+            actor=actor,
+            actor_label=via or None,
+            clinic_id=self.clinic.id,
+            action=f"export.{self.identifier}",
+            object_type="export",
+            object_id=self.object_id,
+            detail=self.parameters,
+        )
+        return self._chunks(progress)
+
+    def _chunks(self, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+        for chunk, rows in copy_chunks(self.query):
+            yield chunk
+            if progress is not None:
+                progress(rows)

@@ -23,7 +23,8 @@ from clinic.models import AuditOutcome
 
 
 class ClinicAPIView(APIView):
-    """APIView with idempotent POSTs and audited refusals. Subclasses declare their roles."""
+    """APIView with idempotent POSTs (the middleware) and audited refusals. Subclasses declare
+    their roles."""
 
     read_roles: frozenset[str] = ALL_ROLES
     write_roles: frozenset[str] = ADMIN
@@ -31,35 +32,14 @@ class ClinicAPIView(APIView):
     # Views over patient data name the object type so a refusal leaves an audit event.
     audit_object_type: str = ""
 
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        # DRF's dispatch, with the handler run through the Idempotency-Key protocol on POST.
-        self.args = args
-        self.kwargs = kwargs
-        request = self.initialize_request(request, *args, **kwargs)
-        self.request = request
-        self.headers = self.default_response_headers
-        try:
-            self.initial(request, *args, **kwargs)
-            method = request.method.lower()
-            handler = (
-                getattr(self, method, self.http_method_not_allowed)
-                if method in self.http_method_names
-                else self.http_method_not_allowed
-            )
-            key = idempotency.header_value(request)
-            if request.method == "POST" and key and request.user.is_authenticated:
-                response = idempotency.run_idempotently(
-                    request,
-                    key,
-                    lambda: handler(request, *args, **kwargs),
-                    self.handle_exception,
-                )
-            else:
-                response = handler(request, *args, **kwargs)
-        except Exception as exc:
-            response = self.handle_exception(exc)
-        self.response = self.finalize_response(request, response, *args, **kwargs)
-        return self.response
+    # POSTs with an Idempotency-Key run through clinic.api.idempotency.IdempotencyMiddleware.
+    idempotent = True
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Authentication, roles and throttles let it through: the handler's answer is the one
+        # an Idempotency-Key stores (a refusal before it is stored nowhere).
+        setattr(request._request, idempotency.HANDLER_REACHED, True)
 
     def permission_denied(
         self, request: Request, message: str | None = None, code: str | None = None

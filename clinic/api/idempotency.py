@@ -1,9 +1,12 @@
-"""`Idempotency-Key` on POST, decided by PostgreSQL.
+"""`Idempotency-Key` on POST, as a middleware (pretix's IdempotencyMiddleware), decided by
+PostgreSQL.
 
-The whole request runs in one transaction that first takes a transaction-scoped advisory lock
-on (user, key). A concurrent request with the same key cannot take it and answers 409
-`idempotency_in_progress`. The first response is stored in the same transaction as the effect,
-so a crash leaves neither (and a retry runs again), and a replay finds both.
+For a signed-in POST with a key to one of our API views, the whole view runs in one transaction
+that first takes a transaction-scoped advisory lock on (user, key). A concurrent request with
+the same key cannot take it and answers 409 `idempotency_in_progress`. The first response is
+stored in the same transaction as the effect, so a crash leaves neither (and a retry runs
+again), and a replay finds both. A request refused before its handler ran (401, 403, 429) is
+answered as usual and stored nowhere, as without a key.
 """
 
 from __future__ import annotations
@@ -14,26 +17,26 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, transaction
+from django.http import HttpRequest, HttpResponse
+from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
-from rest_framework.response import Response
 
-from clinic.api.problems import PROBLEM_CONTENT_TYPE, problem_response
+from clinic.api.problems import PROBLEM_CONTENT_TYPE, problem_body
 from clinic.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 
 
-class _Discard(Exception):
-    """Roll back the effects of a handler that answered with an error."""
-
-    def __init__(self, response: Response) -> None:
-        self.response = response
+# Set on the Django request by ClinicAPIView.initial() once authentication, roles and throttles
+# let the request through to its handler: only a handler's answer is stored.
+HANDLER_REACHED = "_clinic_idempotent_handler_reached"
 
 
-def fingerprint(request: Request) -> str:
+def fingerprint(request: HttpRequest) -> str:
     """Method, path and body: the same key with anything else is a different request."""
-    body = request._request.body  # read before DRF parses, so it stays available
+    body = request.body
     try:
         canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":"))
         body = canonical.encode()
@@ -46,71 +49,105 @@ def fingerprint(request: Request) -> str:
     return digest.hexdigest()
 
 
-def _replay(stored: IdempotencyKey) -> Response:
-    content_type = PROBLEM_CONTENT_TYPE if stored.response_status >= 400 else None
-    response = Response(
-        stored.response_body, status=stored.response_status, content_type=content_type
-    )
-    response["Idempotent-Replayed"] = "true"
+def _json(status: int, body: Any, **headers: str) -> HttpResponse:
+    content_type = PROBLEM_CONTENT_TYPE if status >= 400 else "application/json"
+    response = HttpResponse(JSONRenderer().render(body), status=status, content_type=content_type)
+    for name, value in headers.items():
+        response[name] = value
     return response
 
 
-def run_idempotently(
-    request: Request,
-    key: str,
-    handler: Callable[[], Response],
-    handle_exception: Callable[[Exception], Response],
-) -> Response:
-    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        return problem_response(
-            400, "invalid", f"{HEADER} must be at most {MAX_KEY_LENGTH} printable characters."
-        )
-    user = request.user
-    request_fingerprint = fingerprint(request)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
-                [f"idempotency:{user.pk}:{key}"],
-            )
-            (locked,) = cursor.fetchone()
-        if not locked:
-            return problem_response(
-                409,
-                "idempotency_in_progress",
-                "A request with this Idempotency-Key is still being processed. Retry shortly.",
-            )
-        stored = IdempotencyKey.objects.filter(user=user, key=key).first()
-        if stored is not None:
-            if stored.fingerprint != request_fingerprint:
-                return problem_response(
-                    422,
-                    "idempotency_key_reused",
-                    "This Idempotency-Key was used with a different request.",
-                )
-            return _replay(stored)
+def _problem(status: int, code: str, detail: str) -> HttpResponse:
+    return _json(status, problem_body(status, code, detail))
 
-        try:
-            with transaction.atomic():
-                response = handler()
-                if response.status_code >= 400:
-                    raise _Discard(response)
-        except _Discard as discarded:
-            response = discarded.response
-        except Exception as exc:
-            response = handle_exception(exc)
-        if response.status_code >= 500:
-            # Not stored: the failure was ours, and a retry deserves a real attempt.
+
+def _user_of(request: HttpRequest, view_class: Any) -> Any:
+    """The signed-in user as the view will see them (its own authenticators), or None."""
+    authenticators = [auth() for auth in view_class.authentication_classes]
+    if not authenticators:
+        return None  # a public view (the token login): keys are scoped to a user
+    try:
+        user = Request(request, authenticators=authenticators).user
+    except exceptions.APIException:
+        return None  # the view answers 401 itself
+    return user if user.is_authenticated else None
+
+
+class IdempotencyMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Any, args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        key = request.headers.get(HEADER)
+        view_class = getattr(view, "cls", None)
+        if request.method != "POST" or not key or not getattr(view_class, "idempotent", False):
+            return None
+        user = _user_of(request, view_class)
+        if user is None:
+            return None
+        if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+            return _problem(
+                400, "invalid", f"{HEADER} must be at most {MAX_KEY_LENGTH} printable characters."
+            )
+        request_fingerprint = fingerprint(request)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
+                    [f"idempotency:{user.pk}:{key}"],
+                )
+                (locked,) = cursor.fetchone()
+            if not locked:
+                return _problem(
+                    409,
+                    "idempotency_in_progress",
+                    "A request with this Idempotency-Key is still being processed. Retry shortly.",
+                )
+            stored = IdempotencyKey.objects.filter(user=user, key=key).first()
+            if stored is not None:
+                if stored.fingerprint != request_fingerprint:
+                    return _problem(
+                        422,
+                        "idempotency_key_reused",
+                        "This Idempotency-Key was used with a different request.",
+                    )
+                return _json(
+                    stored.response_status, stored.response_body, **{"Idempotent-Replayed": "true"}
+                )
+            return self._first_time(request, view, args, kwargs, user, key, request_fingerprint)
+
+    @staticmethod
+    def _first_time(
+        request: HttpRequest,
+        view: Any,
+        args: Any,
+        kwargs: Any,
+        user: Any,
+        key: str,
+        request_fingerprint: str,
+    ) -> HttpResponse:
+        savepoint = transaction.savepoint()
+        response = view(request, *args, **kwargs)
+        if hasattr(response, "render"):
+            response.render()
+        handled = getattr(request, HANDLER_REACHED, False)
+        if handled and response.status_code >= 400:
+            # An error answer leaves no effect behind (it is stored, below, unless ours: 5xx).
+            transaction.savepoint_rollback(savepoint)
+        else:
+            transaction.savepoint_commit(savepoint)
+        if not handled or response.status_code >= 500:
             return response
         IdempotencyKey.objects.create(
             user=user,
             key=key,
             fingerprint=request_fingerprint,
             response_status=response.status_code,
-            response_body=response.data,
+            response_body=getattr(response, "data", None),
         )
         return response
-
-
-def header_value(request: Request) -> Any:
-    return request.headers.get(HEADER)

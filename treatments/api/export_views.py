@@ -12,14 +12,13 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic import audit
-from clinic.api.base import ClinicAPIView, IsoDateField
+from clinic.api.base import ClinicAPIView
 from clinic.api.permissions import ALL_ROLES, AUDIT_READERS
 from patients.models import Patient
 from treatments import exports, fhir
@@ -38,22 +37,6 @@ class OwnMediaType(BaseContentNegotiation):
 class FHIRJSONRenderer(JSONRenderer):
     media_type = fhir.FHIR_CONTENT_TYPE
     format = "fhir"
-
-
-class TipUsageQuerySerializer(serializers.Serializer):
-    """`from` and `to` are dates in the clinic's time zone, both inclusive."""
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        return {
-            "from": IsoDateField(required=False),
-            "to": IsoDateField(required=False),
-            "lot": serializers.CharField(required=False, max_length=64),
-        }
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
-            raise serializers.ValidationError({"to": ["Must not be before from."]})
-        return attrs
 
 
 CSV_PARAMETERS = [
@@ -83,25 +66,11 @@ class TipUsageExportView(ClinicAPIView):
         summary="Tip usage as CSV (auditor, admin)",
     )
     def get(self, request: Request) -> StreamingHttpResponse:
-        params = TipUsageQuerySerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
-        clinic = request.user.clinic
-        query = exports.tip_usage_query(
-            clinic, used_from=data.get("from"), used_to=data.get("to"), lot=data.get("lot")
-        )
-        audit.record(
-            actor=request.user,
-            action="export.tip_usage",
-            object_type="export",
-            object_id="tip-usage.csv",
-            detail={"from": data.get("from"), "to": data.get("to"), "lot": data.get("lot")},
-        )
+        exporter = exports.TipUsageExporter(request.user.clinic, request.query_params)
         response = StreamingHttpResponse(
-            exports.stream_tip_usage_csv(query), content_type="text/csv; charset=utf-8"
+            exporter.render(actor=request.user), content_type=exporter.content_type
         )
-        period = "-".join(str(data[key]) for key in ("from", "to") if data.get(key)) or "all"
-        response["Content-Disposition"] = f'attachment; filename="tip-usage-{period}.csv"'
+        response["Content-Disposition"] = f'attachment; filename="{exporter.filename}"'
         response["Cache-Control"] = "no-store"
         return response
 

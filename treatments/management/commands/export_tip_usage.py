@@ -1,7 +1,6 @@
 """`manage.py export_tip_usage`: the tip-usage CSV of the API, written to a file."""
 
 import sys
-from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -9,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from clinic import audit
+from clinic.errors import InvalidInput
 from clinic.models import Clinic
 from treatments import exports
 from treatments.integrity import TREATMENT_CHAIN
@@ -23,12 +23,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--clinic", type=UUID, required=True, help="The clinic's id.")
-        parser.add_argument(
-            "--from", dest="used_from", type=date.fromisoformat, help="First day, YYYY-MM-DD."
-        )
-        parser.add_argument(
-            "--to", dest="used_to", type=date.fromisoformat, help="Last day (inclusive)."
-        )
+        parser.add_argument("--from", dest="used_from", help="First day, YYYY-MM-DD.")
+        parser.add_argument("--to", dest="used_to", help="Last day (inclusive), YYYY-MM-DD.")
         parser.add_argument("--lot", help="A tip lot's id or lot number.")
         parser.add_argument("--output", required=True, help="The CSV file to write ('-': stdout).")
         parser.add_argument(
@@ -39,28 +35,34 @@ class Command(BaseCommand):
         clinic = Clinic.objects.filter(pk=options["clinic"]).first()
         if clinic is None:
             raise CommandError(f"No clinic {options['clinic']}.")
-        used_from, used_to = options["used_from"], options["used_to"]
-        if used_from and used_to and used_from > used_to:
-            raise CommandError("--to must not be before --from.")
-        query = exports.tip_usage_query(
-            clinic, used_from=used_from, used_to=used_to, lot=options["lot"]
-        )
-        audit.record(
-            actor=None,
-            actor_label="manage.py export_tip_usage",
-            clinic_id=clinic.id,
-            action="export.tip_usage",
-            object_type="export",
-            object_id="tip-usage.csv",
-            detail={"from": used_from, "to": used_to, "lot": options["lot"]},
-        )
+        params = {"from": options["used_from"], "to": options["used_to"], "lot": options["lot"]}
+        try:
+            exporter = exports.TipUsageExporter(clinic, params, parameter_name=_option)
+        except InvalidInput as exc:
+            raise CommandError(
+                " ".join(
+                    f"{_option(name)} {message[0].lower()}{message[1:]}"
+                    for name, messages in exc.extra["errors"].items()
+                    for message in messages
+                )
+            ) from exc
         quiet = options["verbosity"] == 0
-        total = None if quiet else exports.count_tip_usage(query)
+        total = None if quiet else exporter.count()
+        rows = 0
         with (
             tqdm(total=total, unit=" rows", unit_scale=True, disable=quiet, file=sys.stderr) as bar,
             _open(options["output"]) as out,
         ):
-            rows = exports.write_tip_usage_csv(query, out, on_rows=bar.update)
+
+            def progress(written: int) -> None:
+                nonlocal rows
+                rows += written
+                bar.update(written)
+
+            for chunk in exporter.render(
+                actor=None, via="manage.py export_tip_usage", progress=progress
+            ):
+                out.write(chunk)
         if not quiet:
             self.stderr.write(f"{rows} rows written to {options['output']}")
         if options["no_verify"]:
@@ -70,6 +72,10 @@ class Command(BaseCommand):
             raise CommandError(f"Treatment records' hash chain is broken: {report.broken}")
         if not quiet:
             self.stderr.write(f"Treatment records' hash chain: ok ({report.length} linked)")
+
+
+def _option(parameter: str) -> str:
+    return f"--{parameter}"
 
 
 class _Stdout:
