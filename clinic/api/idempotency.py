@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions
@@ -94,7 +95,10 @@ class IdempotencyMiddleware:
             return _problem(
                 400, "invalid", f"{HEADER} must be at most {MAX_KEY_LENGTH} printable characters."
             )
-        request_fingerprint = fingerprint(request)
+        try:
+            request_fingerprint = fingerprint(request)
+        except RequestDataTooBig:
+            return None  # the view answers 413, as without a key
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(
