@@ -52,9 +52,9 @@ class AuthenticationFailed(DomainError):
     title = "Not authenticated"
     default_detail = "Invalid username or password."
 
-    def __init__(self, detail: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
         # RFC 9110: a 401 names the scheme that would work.
-        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extra)
 
 
 class Throttled(DomainError):

@@ -264,11 +264,19 @@ class IdempotencyKey(models.Model):
 
 
 class LoginFailureCounter(models.Model):
-    """Failed logins per username or client address inside a window, counted atomically."""
+    """Login attempts not yet given back, per key (`user:<name>`, `device:<id>`,
+    `address:<ip>`), and the earliest moment the next attempt is let through.
+
+    Counted atomically by one statement per attempt (`clinic.auth.admit_attempt`); forgotten a
+    LOGIN_FAILURE_WINDOW_SECONDS after the last attempt or the end of the delay.
+    """
 
     key = models.CharField(max_length=300, primary_key=True)
     failures = models.PositiveIntegerField()
-    window_started_at = models.DateTimeField()
+    last_failure_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Whether the last attempt on this key was refused (read back by the counting statement).
+    last_refused = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures}"

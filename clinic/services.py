@@ -6,6 +6,7 @@ Each service owns its transaction, validates the rules, and writes its audit eve
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -14,11 +15,13 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from knox.models import AuthToken
+from knox.settings import knox_settings
 
-from clinic import audit
+from clinic import audit, auth
 from clinic.errors import (
     AuthenticationFailed,
     InvalidInput,
@@ -268,63 +271,61 @@ def _updated(
 
 
 # --- Logins ------------------------------------------------------------------------------------
+# One lockout for the API's token login and the back office's login (clinic/admin_site.py):
+# both go through check_login. See clinic/auth.py for the counting and the device tokens.
 
 
-def _count_attempt(key: str) -> int:
-    """Count one attempt against `key` and return the count in the current window.
+@dataclass(frozen=True)
+class CheckedLogin:
+    user: User
+    device_token: str  # a fresh device token for this username (OWASP device cookie)
+    otp_device: TOTPDevice | None  # the device whose code was checked, if any
 
-    One statement, so PostgreSQL serialises concurrent attempts on the row: twenty parallel
-    attempts get twenty distinct counts and no more than the limit get through.
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime  # the absolute end of the token's life (TOKEN_TTL_HOURS)
+    device_token: str
+
+
+def check_login(
+    *,
+    username: str,
+    password: str,
+    client_address: str,
+    otp: str | None = None,
+    device_token: str | None = None,
+    back_office: bool = False,
+) -> CheckedLogin:
+    """Check a login, refusing (429) while the account's or the address's delay runs.
+
+    Each attempt is counted before the password is checked, by one PostgreSQL statement per
+    key, so concurrent guesses cannot slip in before the first failure is recorded. An attempt
+    presenting a valid device token for the username is counted on that device alone (not on
+    the username, not on the address): strangers' failures do not delay its holder. Users with a
+    confirmed TOTP device must send the current code; the back office requires one.
+    Every refusal and failure is audited here; successes by the caller (token or session).
     """
-    params: dict[str, Any] = {
-        "key": key,
-        "window": timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS),
-        "now": timezone.now(),
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO clinic_loginfailurecounter AS c (key, failures, window_started_at)
-            VALUES (%(key)s, 1, %(now)s)
-            ON CONFLICT (key) DO UPDATE SET
-                failures = CASE WHEN c.window_started_at < %(now)s - %(window)s
-                                THEN 1 ELSE c.failures + 1 END,
-                window_started_at = CASE WHEN c.window_started_at < %(now)s - %(window)s
-                                         THEN %(now)s ELSE c.window_started_at END
-            RETURNING failures
-            """,
-            params,
-        )
-        (failures,) = cursor.fetchone()
-    return int(failures)
-
-
-def _forget_attempt(key: str) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE clinic_loginfailurecounter SET failures = GREATEST(failures - 1, 0) "
-            "WHERE key = %s",
-            [key],
-        )
-
-
-def login(*, username: str, password: str, client_address: str) -> tuple[str, datetime]:
-    """Check a password and issue a token, refusing (429) once too many attempts failed.
-
-    An attempt is counted before the password is checked, and given back if it succeeds, so
-    concurrent guesses cannot all slip in before the first failure is recorded.
-    """
-    # Clipped to LoginFailureCounter.key: lower() can lengthen a name (e.g. "İ" becomes two).
-    user_key = f"user:{username.strip().lower()}"[:300]
-    address_key = f"address:{client_address}"[:300]
-    over_limit = _count_attempt(user_key) > settings.LOGIN_FAILURE_LIMIT
-    over_limit |= _count_attempt(address_key) > settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS
+    via: dict[str, Any] = {"via": "admin"} if back_office else {}
+    account_key = auth.device_key(device_token, username)
+    address_key: str | None = None
+    if account_key is not None:
+        admission = auth.admit_attempt(account_key, settings.LOGIN_FAILURE_LIMIT)
+    else:
+        address_key = auth.address_key(client_address)
+        account_key = auth.username_key(username)
+        admission = auth.admit_attempt(address_key, settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS)
+        if admission.admitted:
+            admission = auth.admit_attempt(account_key, settings.LOGIN_FAILURE_LIMIT)
+            if not admission.admitted:
+                auth.give_back(address_key)  # no password was tested from there
     # Usernames are unique whatever their case, so a login names its user whatever the case.
     known = (
         User.objects.filter(username__iexact=username).only("id", "username", "clinic_id").first()
     )
 
-    def failed(outcome: str) -> None:
+    def failed(outcome: str, **detail: Any) -> None:
         audit.record(
             actor=None,
             actor_label=username[:150],
@@ -333,27 +334,91 @@ def login(*, username: str, password: str, client_address: str) -> tuple[str, da
             object_type="staff",
             object_id=known.id if known else "",
             outcome=outcome,
+            detail={**via, **detail} or None,
         )
 
-    if over_limit:
+    if not admission.admitted:
         failed(AuditOutcome.DENIED)
         raise Throttled(
             "Too many failed logins. Try again later.",
-            headers={"Retry-After": str(settings.LOGIN_FAILURE_WINDOW_SECONDS)},
+            headers={"Retry-After": str(admission.retry_after)},
         )
     user = authenticate(username=known.username if known else username, password=password)
-    if not isinstance(user, User) or user.clinic_id is None or not user.role:
+    if not isinstance(user, User) or not user.is_active:
+        allowed = False
+    elif back_office:
+        allowed = user.is_staff
+    else:
+        allowed = user.clinic_id is not None and bool(user.role)
+    if not allowed or not isinstance(user, User):
         failed(AuditOutcome.FAILED)
         raise AuthenticationFailed()
 
+    # The device row is locked while its code is checked: a code is good once, even when two
+    # logins send it at the same moment (verify_token records the step it accepted).
     with transaction.atomic():
-        _forget_attempt(address_key)
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM clinic_loginfailurecounter WHERE key = %s", [user_key])
-        instance, token = AuthToken.objects.create(user=user)
+        otp_device = auth.confirmed_totp_device(user, lock=True)
+        if otp_device is None:
+            otp_problem = "otp_not_enrolled" if back_office else ""
+        elif not otp:
+            otp_problem = "otp_required"
+        elif not (otp.isdigit() and otp_device.verify_token(otp)):
+            otp_problem = "otp_invalid"
+        else:
+            otp_problem = ""
+    if otp_problem:
+        failed(AuditOutcome.FAILED, factor=otp_problem)
+        raise AuthenticationFailed(OTP_PROBLEMS[otp_problem], otp_required=True)
+
+    if address_key is not None:
+        auth.give_back(address_key)
+    auth.forget(account_key)
+    return CheckedLogin(
+        user=user, device_token=auth.issue_device_token(username), otp_device=otp_device
+    )
+
+
+OTP_PROBLEMS = {
+    "otp_required": "This account uses two-factor authentication: send `otp`, the current "
+    "one-time code.",
+    "otp_invalid": "Invalid one-time code.",
+    "otp_not_enrolled": "The back office requires two-factor authentication: enrol a TOTP "
+    "device first (manage.py enroll_totp).",
+}
+
+
+def login(
+    *,
+    username: str,
+    password: str,
+    client_address: str,
+    otp: str | None = None,
+    device_token: str | None = None,
+) -> IssuedToken:
+    """The API's login: check it (check_login) and issue a bearer token.
+
+    The token stops working TOKEN_IDLE_MINUTES after its last use (knox's `expiry` slides, see
+    clinic/authentication.py) and at the latest TOKEN_TTL_HOURS after issue (`expires_at`).
+    """
+    checked = check_login(
+        username=username,
+        password=password,
+        client_address=client_address,
+        otp=otp,
+        device_token=device_token,
+    )
+    user = checked.user
+    lifetime = knox_settings.TOKEN_TTL
+    idle = timedelta(minutes=settings.TOKEN_IDLE_MINUTES)
+    with transaction.atomic():
+        instance, token = AuthToken.objects.create(
+            user=user, expiry=min(idle, lifetime) if settings.TOKEN_IDLE_MINUTES else lifetime
+        )
         User.objects.filter(pk=user.pk).update(last_login=instance.created)
         audit.record(actor=user, action="auth.login", object_type="staff", object_id=user.id)
-    return token, instance.expiry
+    return IssuedToken(
+        token=token, expires_at=instance.created + lifetime, device_token=checked.device_token
+    )
 
 
 @transaction.atomic
@@ -363,17 +428,90 @@ def logout(*, user: User, token: AuthToken) -> None:
 
 
 def delete_stale_login_counters() -> int:
-    window = timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM clinic_loginfailurecounter WHERE window_started_at < %s",
-            [timezone.now() - window],
-        )
-        return cursor.rowcount
+    return auth.delete_stale_counters()
+
+
+def delete_expired_tokens() -> int:
+    """Expired tokens are refused when presented; this removes the rest (the token check does
+    not load a user's other tokens to clean them up, as knox's own does)."""
+    deleted, _ = AuthToken.objects.filter(expiry__lt=timezone.now()).delete()
+    return deleted
 
 
 def purge_expired_idempotency_keys() -> int:
     """Stored first responses are kept IDEMPOTENCY_KEY_TTL_HOURS (the contract: 24 h or more)."""
     cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
     deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+# --- TOTP enrolment (manage.py enroll_totp) ------------------------------------------------------
+
+
+def _staff_by_username(username: str) -> User:
+    user = User.objects.filter(username__iexact=username).first()
+    if user is None:
+        raise InvalidInput({"username": ["No such user."]})
+    return user
+
+
+@transaction.atomic
+def start_totp_enrolment(*, username: str, via: str) -> TOTPDevice:
+    """A new, unconfirmed TOTP device for the user (replacing any unconfirmed one). A confirmed
+    device keeps working until the new one is confirmed."""
+    user = _staff_by_username(username)
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+    audit.record(
+        actor=None,
+        actor_label=via,
+        clinic_id=user.clinic_id,
+        action="staff.totp_enrolment_start",
+        object_type="staff",
+        object_id=user.id,
+    )
+    return device
+
+
+@transaction.atomic
+def confirm_totp_enrolment(*, username: str, code: str, via: str) -> TOTPDevice:
+    """Confirm the pending device with a code from the authenticator app; it replaces the
+    user's earlier device."""
+    user = _staff_by_username(username)
+    device = (
+        TOTPDevice.objects.select_for_update()
+        .filter(user=user, confirmed=False)
+        .order_by("-id")
+        .first()
+    )
+    if device is None:
+        raise InvalidInput({"username": ["No enrolment is pending: start one first."]})
+    if not (code.isdigit() and device.verify_token(code)):
+        raise InvalidInput({"code": ["Invalid one-time code."]})
+    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    audit.record(
+        actor=None,
+        actor_label=via,
+        clinic_id=user.clinic_id,
+        action="staff.totp_enrolment_confirm",
+        object_type="staff",
+        object_id=user.id,
+    )
+    return device
+
+
+@transaction.atomic
+def remove_totp(*, username: str, via: str) -> int:
+    user = _staff_by_username(username)
+    deleted, _ = TOTPDevice.objects.filter(user=user).delete()
+    audit.record(
+        actor=None,
+        actor_label=via,
+        clinic_id=user.clinic_id,
+        action="staff.totp_remove",
+        object_type="staff",
+        object_id=user.id,
+    )
     return deleted

@@ -35,7 +35,8 @@ if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ENV=production needs ALLOWED_HOSTS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The back office: Django's admin on a site that requires TOTP (clinic/admin_site.py).
+    "clinic.admin_apps.ClinicAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -44,6 +45,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "knox",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -64,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: it calls the view itself, inside the Idempotency-Key's transaction.
@@ -127,7 +131,7 @@ STORAGES = {
 
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["knox.auth.TokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["clinic.authentication.TokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["clinic.api.permissions.HasRole"],
     "DEFAULT_PAGINATION_CLASS": "clinic.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -143,15 +147,33 @@ REST_FRAMEWORK = {
 
 REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Bearer",
+    # The absolute lifetime of a token (the token response's `expires_at`).
     "TOKEN_TTL": timedelta(hours=env.int("TOKEN_TTL_HOURS", default=10)),
+    # Idle logoff is clinic.authentication.TokenAuthentication's, not knox's AUTO_REFRESH.
     "AUTO_REFRESH": False,
     "TOKEN_LIMIT_PER_USER": None,
 }
+# A token unused this long stops working (HIPAA 164.312(a)(2)(iii)); 0 switches idle logoff off.
+TOKEN_IDLE_MINUTES = env.int("TOKEN_IDLE_MINUTES", default=30)
+# A token's idle deadline is moved on use at most this often (one write a minute, not a request).
+TOKEN_REFRESH_INTERVAL_SECONDS = env.int("TOKEN_REFRESH_INTERVAL_SECONDS", default=60)
 
-# Failed logins per username (and per client address) inside the window before 429.
+# Logins (API and back office, clinic.auth): this many failures per username (or per device
+# token, or per client address) are let through at once; each further attempt waits a delay
+# that starts at LOGIN_DELAY_BASE_SECONDS and doubles, up to LOGIN_DELAY_MAX_SECONDS, and is
+# answered 429 with Retry-After meanwhile. Failures are forgotten a window after the last.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=50)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+LOGIN_DELAY_BASE_SECONDS = env.int("LOGIN_DELAY_BASE_SECONDS", default=60)
+LOGIN_DELAY_MAX_SECONDS = env.int("LOGIN_DELAY_MAX_SECONDS", default=3600)
+# Device tokens (signed, bound to a username) are good this long after a successful login.
+DEVICE_TOKEN_MAX_AGE_DAYS = env.int("DEVICE_TOKEN_MAX_AGE_DAYS", default=90)
+# Proxies in front of the app that append to X-Forwarded-For; 0: the client is REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# TOTP (django-otp): the name authenticator apps show for the account.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="SkinPen clinic")
 
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 

@@ -14,5 +14,11 @@ def purge_idempotency_keys() -> int:
     """Idempotency keys are kept IDEMPOTENCY_KEY_TTL_HOURS (at least 24 h by contract)."""
     deleted = services.purge_expired_idempotency_keys()
     deleted_counters = services.delete_stale_login_counters()
-    logger.info("purged %s idempotency keys, %s login counters", deleted, deleted_counters)
+    deleted_tokens = services.delete_expired_tokens()
+    logger.info(
+        "purged %s idempotency keys, %s login counters, %s expired tokens",
+        deleted,
+        deleted_counters,
+        deleted_tokens,
+    )
     return deleted

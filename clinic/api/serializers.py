@@ -8,11 +8,29 @@ from clinic.services import CLINIC_SETTINGS_FIELDS
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    otp = serializers.CharField(
+        max_length=16,
+        required=False,
+        allow_blank=True,
+        help_text="The current TOTP code: required when the user has a confirmed TOTP device.",
+    )
+    device_token = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="The device token (X-Device-Token response header) of an earlier login of this "
+        "user from this client; or send it as the X-Device-Token request header. Its attempts "
+        "are counted on their own: others' failed logins on the username do not delay it.",
+    )
 
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
-    expires_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(
+        help_text="The latest moment the token works (TOKEN_TTL_HOURS after issue). It stops "
+        "earlier after TOKEN_IDLE_MINUTES without a request, and at logout."
+    )
 
 
 def _setting_field(name: str) -> serializers.IntegerField:

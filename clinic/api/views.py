@@ -3,14 +3,15 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import connection
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clinic import services
+from clinic import auth, services
 from clinic.api.base import ClinicAPIView, ClinicScopedViewSet
 from clinic.api.permissions import ADMIN, ALL_ROLES
 from clinic.api.problems import PROBLEM_CONTENT_TYPE, ProblemSerializer, problem_body
@@ -31,18 +32,42 @@ class TokenView(ClinicAPIView):
 
     @extend_schema(
         request=TokenRequestSerializer,
+        parameters=[
+            OpenApiParameter(
+                auth.DEVICE_TOKEN_HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="The device token of an earlier login (or the `device_token` field).",
+            ),
+            OpenApiParameter(
+                auth.DEVICE_TOKEN_HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="A fresh device token for this user on this client: keep it and "
+                "send it with the next login of this user (X-Device-Token or `device_token`).",
+            ),
+        ],
         responses={200: TokenSerializer},
-        summary="Log in: exchange username and password for a bearer token",
+        summary="Log in: exchange username and password (and TOTP code) for a bearer token",
     )
     def post(self, request: Request) -> Response:
         body = TokenRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        token, expires_at = services.login(
-            username=body.validated_data["username"],
-            password=body.validated_data["password"],
-            client_address=request.META.get("REMOTE_ADDR", ""),
+        data = body.validated_data
+        issued = services.login(
+            username=data["username"],
+            password=data["password"],
+            otp=data.get("otp") or None,
+            device_token=data.get("device_token") or request.headers.get(auth.DEVICE_TOKEN_HEADER),
+            client_address=auth.client_address(request),
         )
-        return Response(TokenSerializer({"token": token, "expires_at": expires_at}).data)
+        # The contract's body is exactly {token, expires_at}: the device token is a header.
+        return Response(
+            TokenSerializer({"token": issued.token, "expires_at": issued.expires_at}).data,
+            headers={auth.DEVICE_TOKEN_HEADER: issued.device_token},
+        )
 
 
 class LogoutView(ClinicAPIView):

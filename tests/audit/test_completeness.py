@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from clinic.models import AuditEvent, Role
+from tests.clinic import totp
 from tests.factories import (
     PASSWORD,
     PatientFactory,
@@ -124,11 +125,15 @@ def test_a_recall_reads_each_affected_patient(api, admin, treated, lot):
 @pytest.mark.django_db
 def test_back_office_logins_are_audited(clinic):
     admin = UserFactory(clinic=clinic, role=Role.ADMIN, is_staff=True)
+    device = totp.enrol(admin)
     browser = Client()
 
     browser.post("/admin/login/", {"username": admin.username, "password": "wrong"})
     browser.post("/admin/login/", {"username": "nobody", "password": "wrong"})
-    response = browser.post("/admin/login/", {"username": admin.username, "password": PASSWORD})
+    response = browser.post(
+        "/admin/login/",
+        {"username": admin.username, "password": PASSWORD, "otp_token": totp.code(device)},
+    )
     assert response.status_code == 302
 
     logins = AuditEvent.objects.filter(action="auth.login").order_by("at")
