@@ -20,7 +20,14 @@ from django.urls import reverse
 from django_otp.admin import OTPAdminSite
 
 from clinic import auth, services
-from clinic.errors import AuthenticationFailed, Throttled
+from clinic.errors import AuthenticationFailed, SecondFactorFailed, Throttled
+
+BACK_OFFICE_OTP_PROBLEMS = {
+    "otp_required": "Enter the current code of your authenticator app.",
+    "otp_invalid": "Invalid authentication code.",
+    "otp_not_enrolled": "The back office requires two-factor authentication: ask for your "
+    "authenticator to be enrolled (manage.py enroll_totp).",
+}
 
 
 class BackOfficeLoginForm(AdminAuthenticationForm):
@@ -54,9 +61,9 @@ class BackOfficeLoginForm(AdminAuthenticationForm):
             raise ValidationError(
                 f"Too many failed logins. Try again in {retry_after} seconds.", code="throttled"
             ) from exc
+        except SecondFactorFailed as exc:
+            raise ValidationError(BACK_OFFICE_OTP_PROBLEMS[exc.factor], code=exc.factor) from exc
         except AuthenticationFailed as exc:
-            if exc.extra.get("otp_required"):
-                raise ValidationError(exc.detail, code="otp") from exc
             raise self.get_invalid_login_error() from exc
         user = checked.user
         # django_otp.login() (on user_logged_in) keeps the verified device in the session.

@@ -8,7 +8,7 @@ TOKEN_REFRESH_INTERVAL_SECONDS, so a busy client costs one write a minute, not o
 
 Unlike knox's own TokenAuthentication, this does not load every token of the user on each
 request to delete the expired ones: an expired token is deleted when presented, and the rest by
-the daily purge (`clinic.tasks.purge_idempotency_keys`).
+the hourly purge (`clinic.tasks.purge_idempotency_keys`).
 """
 
 from __future__ import annotations

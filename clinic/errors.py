@@ -57,6 +57,16 @@ class AuthenticationFailed(DomainError):
         super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extra)
 
 
+class SecondFactorFailed(AuthenticationFailed):
+    """The password was right; the TOTP code is missing or wrong (or, for the back office, the
+    user has no confirmed device). `factor` says which: otp_required, otp_invalid,
+    otp_not_enrolled."""
+
+    def __init__(self, detail: str, *, factor: str) -> None:
+        super().__init__(detail, otp_required=True)
+        self.factor = factor
+
+
 class Throttled(DomainError):
     status = 429
     code = "throttled"

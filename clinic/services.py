@@ -25,6 +25,7 @@ from clinic import audit, auth
 from clinic.errors import (
     AuthenticationFailed,
     InvalidInput,
+    SecondFactorFailed,
     Throttled,
     handpiece_serial_taken,
     room_name_taken,
@@ -368,7 +369,7 @@ def check_login(
             otp_problem = ""
     if otp_problem:
         failed(AuditOutcome.FAILED, factor=otp_problem)
-        raise AuthenticationFailed(OTP_PROBLEMS[otp_problem], otp_required=True)
+        raise SecondFactorFailed(OTP_PROBLEMS[otp_problem], factor=otp_problem)
 
     if address_key is not None:
         auth.give_back(address_key)
