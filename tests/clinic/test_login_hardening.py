@@ -2,6 +2,7 @@
 progressive delay instead of a lock strangers can trigger, per-address limits behind trusted
 proxies, device tokens, TOTP, idle logoff."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -491,3 +492,23 @@ def test_authenticating_does_not_load_the_users_other_tokens(front_desk, django_
 
     assert services.delete_expired_tokens() == 30
     assert bearer(token).get("/api/v1/clinic/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(LOGIN_FAILURE_LIMIT=5)
+def test_twenty_concurrent_bad_logins_with_one_device_token_let_five_through(make_user, clinic):
+    user = make_user(Role.PROVIDER, clinic)
+    device_token = auth.issue_device_token(user.username)
+
+    def attempt(_):
+        try:
+            return api_login(user.username, "wrong", device_token=device_token).status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(attempt, range(20)))
+
+    assert (statuses.count(401), statuses.count(429)) == (5, 15)
+    # Counted on the device alone: the username is not delayed for anyone else.
+    assert api_login(user.username).status_code == 200
