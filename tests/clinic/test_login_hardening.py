@@ -512,3 +512,12 @@ def test_twenty_concurrent_bad_logins_with_one_device_token_let_five_through(mak
     assert (statuses.count(401), statuses.count(429)) == (5, 15)
     # Counted on the device alone: the username is not delayed for anyone else.
     assert api_login(user.username).status_code == 200
+
+
+@pytest.mark.django_db
+@override_settings(LOGIN_FAILURE_LIMIT=3)
+def test_an_idempotency_key_does_not_roll_back_the_count_of_a_bad_login(front_desk):
+    for i in range(3):
+        response = api_login(front_desk.username, "wrong", headers={"Idempotency-Key": f"k{i}"})
+        assert response.status_code == 401
+    assert_throttled(api_login(front_desk.username, headers={"Idempotency-Key": "k9"}))
