@@ -20,6 +20,8 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.crypto import hash_token
 from knox.models import AuthToken
 from knox.settings import CONSTANTS, knox_settings
@@ -79,3 +81,16 @@ class TokenAuthentication(BaseAuthentication):
             expiry=deadline
         )
         auth_token.expiry = deadline
+
+
+class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    """The schema's name for it stays knox's (drf-spectacular's knox extension matches only
+    knox's own class)."""
+
+    target_class = TokenAuthentication
+    name = "knoxApiToken"
+
+    def get_security_definition(self, auto_schema: Any) -> Any:
+        return build_bearer_security_scheme_object(
+            header_name="Authorization", token_prefix=str(knox_settings.AUTH_HEADER_PREFIX)
+        )
