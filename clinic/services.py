@@ -132,13 +132,14 @@ def on_clinic_settings_changed(listener: SettingsListener) -> None:
 
 
 def _create_user(
-    *, clinic: Clinic, username: str, password: str, full_name: str, role: str
+    *, clinic: Clinic, username: str, password: str, full_name: str, role: str, email: str = ""
 ) -> User:
     # Clinic admins may use the back office (Django admin), scoped to their clinic.
     user = User(
         clinic=clinic,
         username=username,
         full_name=full_name,
+        email=email,
         role=role,
         is_staff=role == Role.ADMIN,
     )
@@ -162,13 +163,18 @@ def _create_user(
 
 
 @transaction.atomic
-def create_staff(*, actor: User, username: str, password: str, full_name: str, role: str) -> User:
+def create_staff(
+    *, actor: User, username: str, password: str, full_name: str, role: str, email: str = ""
+) -> User:
+    """A staff member of the actor's clinic. `email` (optional) is where staff messages go:
+    an admin's recall-watcher alerts."""
     user = _create_user(
         clinic=Clinic.objects.get(pk=actor.clinic_uuid),
         username=username,
         password=password,
         full_name=full_name,
         role=role,
+        email=email,
     )
     audit.record(
         actor=actor,

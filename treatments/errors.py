@@ -25,6 +25,21 @@ class TipLotRecalled(Unprocessable):
     default_detail = "The lot is recalled."
 
 
+class TipAlreadyUsed(Conflict):
+    code = "tip_already_used"
+    default_detail = "This cartridge (its scanned serial) was already used on a treatment."
+
+
+class TipLotUnknown(Unprocessable):
+    code = "tip_lot_unknown"
+    default_detail = "The scanned cartridge matches no lot of this clinic."
+
+
+class TipLotMismatch(Unprocessable):
+    code = "tip_lot_mismatch"
+    default_detail = "The scanned cartridge's expiry or GTIN differs from the lot's record."
+
+
 class DepthNotAllowed(Unprocessable):
     code = "depth_not_allowed"
     default_detail = (
@@ -43,3 +58,4 @@ template_name_taken = register_constraint_error(
     "treatments_aftercaretemplate_name_unique",
     invalid_field("name", "A template with this name exists."),
 )
+register_constraint_error("treatments_treatmentrecord_serial_once", TipAlreadyUsed)

@@ -35,6 +35,9 @@ from treatments.selectors import current_values, treatment_records
 
 FHIR_CONTENT_TYPE = "application/fhir+json"
 PROCEDURE_TEXT = "SkinPen microneedling"
+# FHIR's naming systems for a GS1 device identifier and the FDA's UDI system.
+GS1_ISSUER = "http://hl7.org/fhir/NamingSystem/gs1-di"
+FDA_UDI_JURISDICTION = "http://hl7.org/fhir/NamingSystem/fda-udi"
 
 SERIES_STATUS = {"active": "active", "completed": "completed", "cancelled": "revoked"}
 APPOINTMENT_STATUS = {
@@ -189,7 +192,14 @@ def _lot_device(lot: TipLot, today: date) -> dict[str, Any]:
         "expirationDate": lot.expires_on.isoformat(),
     }
     if lot.gtin:
-        resource["udiCarrier"] = [{"deviceIdentifier": lot.gtin}]
+        carrier: dict[str, Any] = {"deviceIdentifier": lot.gtin}
+        if lot.udi_carrier:
+            # Received by scanning the box: the UDI as GS1 (the issuing agency) prints it.
+            carrier.update(
+                issuer=GS1_ISSUER, jurisdiction=FDA_UDI_JURISDICTION, carrierHRF=lot.udi_carrier
+            )
+            carrier["entryType"] = "barcode"
+        resource["udiCarrier"] = [carrier]
     return resource
 
 

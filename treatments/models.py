@@ -21,6 +21,9 @@ class TipLot(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="tip_lots")
     lot_number = models.CharField(max_length=64)
     gtin = models.CharField(max_length=14, blank=True, help_text="UDI device identifier.")
+    # The UDI carrier's human-readable form when the lot was received by scanning its box
+    # (treatments.gs1); the FHIR Device's udiCarrier.
+    udi_carrier = models.CharField(max_length=512, blank=True)
     expires_on = models.DateField()
     quantity_received = models.PositiveIntegerField()
     quantity_used = models.PositiveIntegerField(default=0)
@@ -116,6 +119,8 @@ class TreatmentRecord(models.Model):
     # The UDI production identifiers as they were at use, for recalls and exports.
     lot_number = models.CharField(max_length=64)
     lot_expires_on = models.DateField()
+    # The cartridge's own serial (GS1 AI 21) when it was scanned: one cartridge, one treatment.
+    serial_number = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
     handpiece = models.ForeignKey(
         "clinic.Handpiece", on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
@@ -141,6 +146,12 @@ class TreatmentRecord(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["clinic", "sequence"], name="treatments_treatmentrecord_sequence_unique"
+            ),
+            # A scanned cartridge serial is used once per clinic (NULL: typed, not scanned).
+            models.UniqueConstraint(
+                fields=["clinic", "serial_number"],
+                condition=models.Q(serial_number__isnull=False),
+                name="treatments_treatmentrecord_serial_once",
             ),
         ]
         indexes = [

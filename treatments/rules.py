@@ -69,6 +69,21 @@ def lot_status(
     return LotStatus.ACTIVE
 
 
+def scan_mismatches(
+    *, lot_gtin: str, lot_expires_on: date, scanned_gtin: str, scanned_expires_on: date
+) -> list[str]:
+    """What a scanned cartridge's UDI says differently from the lot of the same lot number.
+
+    A lot received without a GTIN matches on its lot number alone. GTINs compare as GTIN-14
+    (GS1 pads shorter GTINs with leading zeros)."""
+    differences = []
+    if lot_gtin and lot_gtin.zfill(14) != scanned_gtin.zfill(14):
+        differences.append("gtin")
+    if lot_expires_on != scanned_expires_on:
+        differences.append("expires_on")
+    return differences
+
+
 # The clinic's aftercare template starts as this, from domain.md's typical Skinfuse post-care;
 # a clinic edits it to its own protocol. Product names are only those domain.md names.
 DEFAULT_AFTERCARE_STEPS: tuple[dict[str, object], ...] = (

@@ -30,12 +30,16 @@ from treatments import rules, selectors
 from treatments.errors import (
     DepthNotAllowed,
     SessionAlreadyRecorded,
+    TipAlreadyUsed,
     TipLotExhausted,
     TipLotExpired,
+    TipLotMismatch,
     TipLotRecalled,
+    TipLotUnknown,
     lot_number_in_stock,
     template_name_taken,
 )
+from treatments.gs1 import Udi
 from treatments.models import (
     AftercarePlan,
     AftercareTemplate,
@@ -57,8 +61,11 @@ def receive_tip_lot(
     expires_on: Any,
     quantity_received: int,
     gtin: str = "",
+    udi_carrier: str = "",
 ) -> TipLot:
-    """Record stock as it is: a lot already past its expiry is received and shows `expired`."""
+    """Record stock as it is: a lot already past its expiry is received and shows `expired`.
+
+    `udi_carrier` is the human-readable UDI when the box was scanned (treatments.gs1)."""
     clinic_id = actor.clinic_uuid
     if TipLot.objects.filter(clinic_id=clinic_id, lot_number=lot_number).exists():
         raise lot_number_in_stock()
@@ -68,6 +75,7 @@ def receive_tip_lot(
         expires_on=expires_on,
         quantity_received=quantity_received,
         gtin=gtin,
+        udi_carrier=udi_carrier,
         received_by=actor,
     )
     audit.record(
@@ -75,8 +83,32 @@ def receive_tip_lot(
         action="tip_lot.receive",
         object_type="tip_lot",
         object_id=lot.id,
-        detail={"lot_number": lot_number, "quantity": quantity_received},
+        detail={
+            "lot_number": lot_number,
+            "quantity": quantity_received,
+            "scanned": bool(udi_carrier),
+        },
     )
+    return lot
+
+
+def scanned_lot(clinic_id: UUID, udi: Udi) -> TipLot:
+    """The clinic's lot of a scanned cartridge: its lot number names it (unique in a clinic),
+    and its GTIN (if the lot has one) and expiry must be what the box says."""
+    lot = TipLot.objects.filter(clinic_id=clinic_id, lot_number=udi.lot_number).first()
+    if lot is None:
+        raise TipLotUnknown()
+    differences = rules.scan_mismatches(
+        lot_gtin=lot.gtin,
+        lot_expires_on=lot.expires_on,
+        scanned_gtin=udi.gtin,
+        scanned_expires_on=udi.expires_on,
+    )
+    if differences:
+        raise TipLotMismatch(
+            f"The scanned cartridge's {' and '.join(differences)} differ(s) from lot "
+            f"{lot.lot_number}'s record."
+        )
     return lot
 
 
@@ -221,9 +253,12 @@ def record_treatment(
     notes: str = "",
     depth_override_reason: str = "",
     performed_at: datetime | None = None,
+    serial_number: str | None = None,
 ) -> TreatmentRecord:
     """Record what was done in a session; the session is completed, one cartridge is taken
-    from the lot, and the clinic's aftercare plan is attached. All or nothing."""
+    from the lot, and the clinic's aftercare plan is attached. All or nothing.
+
+    `serial_number` is the scanned cartridge's own serial (GS1 AI 21), used once per clinic."""
     session = (
         Session.objects.select_for_update(of=("self",))
         .select_related("clinic", "patient")
@@ -252,6 +287,13 @@ def record_treatment(
         raise TipLotRecalled()
     if tip_lot.expires_on < performed_on:
         raise TipLotExpired()
+    if (
+        serial_number is not None
+        and TreatmentRecord.objects.filter(
+            clinic_id=session.clinic_id, serial_number=serial_number
+        ).exists()
+    ):
+        raise TipAlreadyUsed()
     _take_one_cartridge(tip_lot)
 
     record = TreatmentRecord.objects.create(
@@ -262,6 +304,7 @@ def record_treatment(
         tip_lot=tip_lot,
         lot_number=tip_lot.lot_number,
         lot_expires_on=tip_lot.expires_on,
+        serial_number=serial_number,
         handpiece=handpiece,
         handpiece_serial=handpiece.serial_number if handpiece else "",
         performed_at=performed_at,

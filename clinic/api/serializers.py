@@ -55,10 +55,11 @@ class StaffSerializer(serializers.ModelSerializer):
     password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
     full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     role = serializers.ChoiceField(choices=Role.choices)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
 
     class Meta:
         model = User
-        fields = ["id", "username", "password", "full_name", "role"]
+        fields = ["id", "username", "password", "full_name", "role", "email"]
         read_only_fields = ["id"]
         # The service checks uniqueness (case-insensitively) and answers in the same format.
         extra_kwargs = {"username": {"validators": []}}

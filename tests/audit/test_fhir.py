@@ -253,3 +253,28 @@ def test_query_count_does_not_grow_with_the_record(
     with CaptureQueriesContext(connection) as large:
         assert len(by_type(client.get(url(patient.id)).json())["Procedure"]) == 4
     assert len(large) == len(small)
+
+
+@pytest.mark.django_db
+def test_a_scanned_lots_device_carries_its_udi(api, auditor, programme, lot):
+    """Received by scanning the box: udiCarrier has the GTIN and the human-readable form."""
+    patient = programme[0]
+    lot.udi_carrier = "(01)00812345000019(17)280300(10)LOT-A1"
+    lot.save(update_fields=["udi_carrier"])
+    bundle = api(auditor).get(url(patient.id), HTTP_ACCEPT="application/fhir+json").json()
+    Bundle.model_validate(bundle)
+    (device,) = [
+        entry["resource"]
+        for entry in bundle["entry"]
+        if entry["resource"]["resourceType"] == "Device" and entry["resource"]["id"] == str(lot.id)
+    ]
+    get_fhir_model_class("Device").model_validate(device)
+    assert device["udiCarrier"] == [
+        {
+            "deviceIdentifier": "00812345000019",
+            "issuer": "http://hl7.org/fhir/NamingSystem/gs1-di",
+            "jurisdiction": "http://hl7.org/fhir/NamingSystem/fda-udi",
+            "carrierHRF": "(01)00812345000019(17)280300(10)LOT-A1",
+            "entryType": "barcode",
+        }
+    ]

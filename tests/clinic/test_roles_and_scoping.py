@@ -81,9 +81,27 @@ def test_staff_response_never_contains_a_password(admin, api):
     )
     assert response.status_code == 201
     body = response.json()
-    assert body == {"id": body["id"], "username": "pat", "full_name": "Pat", "role": PROVIDER}
+    assert body == {
+        "id": body["id"],
+        "username": "pat",
+        "full_name": "Pat",
+        "role": PROVIDER,
+        "email": "",
+    }
     listed = api(admin).get("/api/v1/staff/").json()["results"]
     assert all("password" not in row for row in listed)
+
+
+@pytest.mark.django_db
+def test_staff_have_an_optional_email(admin, api):
+    client = api(admin)
+    body = {"username": "ann", "password": "a-Long-pass-1", "role": "admin"}
+    response = client.post("/api/v1/staff/", {**body, "email": "ann@clinic.example"})
+    assert (response.status_code, response.json()["email"]) == (201, "ann@clinic.example")
+    listed = {row["username"]: row for row in client.get("/api/v1/staff/").json()["results"]}
+    assert listed["ann"]["email"] == "ann@clinic.example"
+    response = client.post("/api/v1/staff/", {**body, "username": "bob", "email": "not-an-address"})
+    assert (response.status_code, list(response.json()["errors"])) == (400, ["email"])
 
 
 @pytest.mark.django_db

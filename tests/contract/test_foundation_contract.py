@@ -102,6 +102,7 @@ def staff_body(user) -> dict:
         "username": user.username,
         "full_name": user.full_name,
         "role": user.role,
+        "email": user.email,
     }
 
 
@@ -344,7 +345,13 @@ def test_admin_creates_staff_of_every_role_and_no_password_is_ever_returned(admi
 
     assert response.status_code == 201
     body = response.json()
-    assert body == {"id": body["id"], "username": "pat", "full_name": "Pat Lee", "role": role}
+    assert body == {
+        "id": body["id"],
+        "username": "pat",
+        "full_name": "Pat Lee",
+        "role": role,
+        "email": "",
+    }
     uuid.UUID(body["id"])
 
     detail = client.get(f"{STAFF}{body['id']}/")
@@ -1038,6 +1045,7 @@ def test_schema_bodies_match_the_contract(schema):
         "username",
         "full_name",
         "role",
+        "email",  # v1.1
     }
     staff_request = resolve(
         schema,
@@ -1045,7 +1053,7 @@ def test_schema_bodies_match_the_contract(schema):
             "schema"
         ],
     )
-    assert properties(staff_request) == {"username", "password", "full_name", "role"}
+    assert properties(staff_request) == {"username", "password", "full_name", "role", "email"}
     assert staff_request["properties"]["password"].get("writeOnly") is True
     for path in ("/api/v1/staff/", "/api/v1/rooms/", "/api/v1/handpieces/"):
         page = body_schema(schema, path, "get", "200")

@@ -33,6 +33,7 @@ def test_record_a_treatment(provider, session, lot, api):
         "tip_lot": str(lot.id),
         "lot_number": lot.lot_number,
         "lot_expires_on": lot.expires_on.isoformat(),
+        "serial_number": None,
         "handpiece": str(handpiece.id),
         "handpiece_serial": "SP-77",
         "depths": [

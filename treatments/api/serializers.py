@@ -5,11 +5,39 @@ from rest_framework import serializers
 from clinic.api.base import ClinicRelatedField
 from clinic.models import Handpiece
 from scheduling.api.serializers import AwareDateTimeField
-from treatments import rules
+from treatments import gs1, rules
 from treatments.models import AftercareTemplate, TipLot, TreatmentAmendment, TreatmentRecord
 
 
+class BarcodeField(serializers.CharField):
+    """A scanned GS1 UDI (any of the forms treatments.gs1 reads), validated to a `gs1.Udi`."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", gs1.MAX_BARCODE_LENGTH)
+        # A GS (\x1d) separator is data: never trim it away.
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def run_validation(self, data=serializers.empty):
+        text = super().run_validation(data)
+        if text is None or text is serializers.empty:
+            return text
+        try:
+            return gs1.parse_udi(text)
+        except gs1.BarcodeError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+
 class TipLotSerializer(serializers.ModelSerializer):
+    # Received by scanning the box: `barcode` in place of lot_number, expires_on and gtin.
+    barcode = BarcodeField(
+        write_only=True,
+        required=False,
+        help_text="The box's GS1 UDI (element string, (01)...(17)...(10)... or Digital Link), "
+        "in place of lot_number, expires_on and gtin.",
+    )
+    lot_number = serializers.CharField(max_length=64, required=False)
+    expires_on = serializers.DateField(required=False)
     quantity_received = serializers.IntegerField(min_value=1, max_value=rules.MAX_LOT_QUANTITY)
     gtin = serializers.RegexField(
         r"^\d{8}$|^\d{12,14}$", required=False, allow_blank=True, default=""
@@ -21,6 +49,7 @@ class TipLotSerializer(serializers.ModelSerializer):
         model = TipLot
         fields = [
             "id",
+            "barcode",
             "lot_number",
             "gtin",
             "expires_on",
@@ -33,6 +62,27 @@ class TipLotSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "quantity_used", "received_at", "recalled_at"]
         validators: list[object] = []
+
+    def validate(self, attrs: dict) -> dict:
+        udi = attrs.pop("barcode", None)
+        if udi is None:
+            missing = {
+                field: ["This field is required (or give barcode)."]
+                for field in ("lot_number", "expires_on")
+                if field not in attrs
+            }
+            if missing:
+                raise serializers.ValidationError(missing)
+            return attrs
+        scanned = {"lot_number": udi.lot_number, "expires_on": udi.expires_on, "gtin": udi.gtin}
+        differing = {
+            field: [f"Differs from the barcode's {scanned[field]}."]
+            for field in scanned
+            if attrs.get(field) not in (None, "", scanned[field])
+        }
+        if differing:
+            raise serializers.ValidationError(differing)
+        return {**attrs, **scanned, "udi_carrier": udi.carrier_hrf}
 
     def get_quantity_remaining(self, lot: TipLot) -> int:
         return lot.quantity_remaining
@@ -81,7 +131,15 @@ class DepthSerializer(serializers.Serializer):
 class TreatmentInputSerializer(serializers.Serializer):
     """Shape only; the depth rules, lot and eligibility checks are the service's."""
 
-    tip_lot = ClinicRelatedField(queryset=TipLot.objects.all())
+    tip_lot = ClinicRelatedField(
+        queryset=TipLot.objects.all(), required=False, allow_null=True, default=None
+    )
+    tip_barcode = BarcodeField(
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="The cartridge's scanned GS1 UDI, in place of tip_lot.",
+    )
     handpiece = ClinicRelatedField(
         queryset=Handpiece.objects.all(), required=False, allow_null=True, default=None
     )
@@ -93,6 +151,17 @@ class TreatmentInputSerializer(serializers.Serializer):
         max_length=rules.REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
     )
     performed_at = AwareDateTimeField(required=False, default=None)
+
+    def validate(self, attrs: dict) -> dict:
+        if (attrs["tip_lot"] is None) == (attrs["tip_barcode"] is None):
+            raise serializers.ValidationError(
+                {"tip_lot": ["Give the cartridge's tip_lot or its tip_barcode (one of them)."]}
+            )
+        return attrs
+
+
+class ScanInputSerializer(serializers.Serializer):
+    barcode = BarcodeField()
 
 
 class AmendmentInputSerializer(serializers.Serializer):
@@ -125,6 +194,7 @@ class TreatmentRecordSerializer(serializers.ModelSerializer):
             "tip_lot",
             "lot_number",
             "lot_expires_on",
+            "serial_number",
             "handpiece",
             "handpiece_serial",
             "depths",
@@ -135,6 +205,14 @@ class TreatmentRecordSerializer(serializers.ModelSerializer):
             "recorded_at",
             "amendments",
         ]
+
+
+class ScanSerializer(serializers.Serializer):
+    gtin = serializers.CharField()
+    lot_number = serializers.CharField()
+    expires_on = serializers.DateField()
+    serial_number = serializers.CharField(allow_null=True)
+    tip_lot = TipLotSerializer(allow_null=True, help_text="The clinic's matching lot, or null.")
 
 
 class AftercareSerializer(serializers.Serializer):

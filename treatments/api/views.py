@@ -2,6 +2,7 @@ from dataclasses import asdict
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,10 +20,13 @@ from treatments.api.serializers import (
     AmendmentSerializer,
     RecallInputSerializer,
     RecallSerializer,
+    ScanInputSerializer,
+    ScanSerializer,
     TipLotSerializer,
     TreatmentInputSerializer,
     TreatmentRecordSerializer,
 )
+from treatments.errors import TipLotMismatch, TipLotUnknown
 from treatments.models import AftercareTemplate, TipLot, TreatmentRecord
 
 
@@ -44,6 +48,32 @@ class TipLotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScop
         body.is_valid(raise_exception=True)
         lot = services.receive_tip_lot(actor=request.user, **body.validated_data)
         return Response(self.get_serializer(lot).data, status=201)
+
+    @extend_schema(request=ScanInputSerializer, responses={200: ScanSerializer})
+    @action(detail=False, methods=["post"])
+    def scan(self, request: Request) -> Response:
+        """Read a cartridge box's GS1 UDI and find the clinic's lot it belongs to (or null).
+
+        Writes nothing: the lot is the one a treatment by this scan would use."""
+        body = ScanInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        udi = body.validated_data["barcode"]
+        try:
+            lot = services.scanned_lot(request.user.clinic_uuid, udi)
+        except (TipLotUnknown, TipLotMismatch):
+            lot = None
+        return Response(
+            ScanSerializer(
+                {
+                    "gtin": udi.gtin,
+                    "lot_number": udi.lot_number,
+                    "expires_on": udi.expires_on,
+                    "serial_number": udi.serial_number,
+                    "tip_lot": lot,
+                },
+                context=self.get_serializer_context(),
+            ).data
+        )
 
 
 class AftercareTemplateViewSet(
@@ -151,10 +181,14 @@ class SessionTreatmentViewSet(ClinicScopedViewSet):
         body = TreatmentInputSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
         data = body.validated_data
+        udi = data["tip_barcode"]
+        # A scanned cartridge names its lot by lot number, GTIN and expiry.
+        tip_lot = data["tip_lot"] or services.scanned_lot(session.clinic_id, udi)
         record = services.record_treatment(
             actor=request.user,
             session=session,
-            tip_lot=data["tip_lot"],
+            tip_lot=tip_lot,
+            serial_number=udi.serial_number if udi else None,
             handpiece=data["handpiece"],
             depths=[(d["area"], d["depth_mm"]) for d in data["depths"]],
             notes=data["notes"],
