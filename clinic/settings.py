@@ -249,6 +249,24 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Recall watcher (treatments/recalls.py, treatments/recall_feed.py) --------------------------
+# An endpoint answering like openFDA's device recall API; empty: the watcher is off. E.g.
+# https://api.fda.gov/device/recall.json?search=product_code:"QAI" (SkinPen's product code).
+RECALL_FEED_URL = env.str("RECALL_FEED_URL", default="")
+RECALL_FEED_POLL_SECONDS = env.int("RECALL_FEED_POLL_SECONDS", default=21600)
+# Per request; a poll makes at most RECALL_FEED_ATTEMPTS tries a page, waiting the backoff
+# (doubling) between them, and reads at most RECALL_FEED_MAX_PAGES pages.
+RECALL_FEED_TIMEOUT_SECONDS = env.float("RECALL_FEED_TIMEOUT_SECONDS", default=15.0)
+RECALL_FEED_ATTEMPTS = env.int("RECALL_FEED_ATTEMPTS", default=3)
+RECALL_FEED_RETRY_BACKOFF_SECONDS = env.float("RECALL_FEED_RETRY_BACKOFF_SECONDS", default=2.0)
+RECALL_FEED_MAX_PAGES = env.int("RECALL_FEED_MAX_PAGES", default=10)
+if RECALL_FEED_URL:
+    CELERY_BEAT_SCHEDULE["treatments.poll_recall_feed"] = {
+        "task": "treatments.poll_recall_feed",
+        "schedule": float(RECALL_FEED_POLL_SECONDS),
+        "options": {"expires": float(RECALL_FEED_POLL_SECONDS)},
+    }
+
 # --- Notifications (scheduling/notifications.py, scheduling/channels.py) -----------------------
 # Email goes through Django's email backends: the console in development and for the run
 # command; SMTP from EMAIL_URL (smtp+tls://user:password@host:587) or the EMAIL_* variables.

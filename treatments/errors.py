@@ -25,6 +25,11 @@ class TipLotRecalled(Unprocessable):
     default_detail = "The lot is recalled."
 
 
+class TipLotQuarantined(Unprocessable):
+    code = "tip_lot_quarantined"
+    default_detail = "The lot is held by an open recall notice."
+
+
 class TipAlreadyUsed(Conflict):
     code = "tip_already_used"
     default_detail = "This cartridge (its scanned serial) was already used on a treatment."

@@ -32,6 +32,10 @@ class TipLot(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     recalled_at = models.DateTimeField(null=True, blank=True)
+    # Held by an open recall notice of the watcher (a cache of "has an open RecallNotice",
+    # kept in the notice's transaction under this row's lock, so taking a cartridge can
+    # decide it in its conditional UPDATE).
+    quarantined_at = models.DateTimeField(null=True, blank=True)
     recall_reason = models.TextField(blank=True)
     recalled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -247,3 +251,73 @@ class AftercarePlan(models.Model):
 
     def __str__(self) -> str:
         return f"Aftercare for session {self.session_id}"
+
+
+class RecallNoticeStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CONFIRMED = "confirmed", "Confirmed"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class RecallNotice(models.Model):
+    """A regulator's recall that names one of the clinic's lots (the recall watcher).
+
+    One per (recall, lot), ever: however often the feed is polled. While open, the lot is
+    quarantined; an admin confirms it (the lot is recalled) or dismisses it (the lot is free)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    tip_lot = models.ForeignKey(TipLot, on_delete=models.PROTECT, related_name="recall_notices")
+    # Where the recall comes from ("openfda") and its id there (openFDA's res_event_number).
+    source = models.CharField(max_length=32)
+    source_id = models.CharField(max_length=64)
+    lot_number = models.CharField(max_length=64)
+    reason = models.TextField(blank=True)
+    product_description = models.TextField(blank=True)
+    # The recall as the feed gave it (public regulator data; nothing of the clinic's).
+    feed_record = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    status = models.CharField(
+        max_length=10, choices=RecallNoticeStatus.choices, default=RecallNoticeStatus.OPEN
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    dismiss_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "source_id", "tip_lot"], name="treatments_recallnotice_once"
+            ),
+            models.CheckConstraint(
+                name="treatments_recallnotice_resolved_when_closed",
+                condition=(
+                    models.Q(status=RecallNoticeStatus.OPEN, resolved_at__isnull=True)
+                    | (
+                        ~models.Q(status=RecallNoticeStatus.OPEN)
+                        & models.Q(resolved_at__isnull=False)
+                    )
+                ),
+            ),
+            models.CheckConstraint(
+                name="treatments_recallnotice_dismissal_has_reason",
+                condition=~models.Q(status=RecallNoticeStatus.DISMISSED)
+                | ~models.Q(dismiss_reason=""),
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["clinic", "-created_at", "-id"], name="treatments_recallnotice_list"
+            ),
+            models.Index(
+                fields=["tip_lot"],
+                condition=models.Q(status=RecallNoticeStatus.OPEN),
+                name="treatments_recallnotice_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.source_id}: lot {self.lot_number} ({self.status})"

@@ -8,6 +8,7 @@ such area to choose). The cartridge is single use and lot-tracked.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
@@ -36,6 +37,8 @@ class LotStatus(TextChoices):
     EXPIRED = "expired", "Expired"
     EXHAUSTED = "exhausted", "Exhausted"
     RECALLED = "recalled", "Recalled"
+    # Held by an open recall notice of the recall watcher.
+    QUARANTINED = "quarantined", "Quarantined"
 
 
 def depth_error(depth: Decimal) -> str | None:
@@ -58,10 +61,14 @@ def lot_status(
     quantity_used: int,
     recalled: bool,
     today: date,
+    quarantined: bool = False,
 ) -> LotStatus:
-    """One status, by precedence: a recall outranks everything, then stock, then expiry."""
+    """One status, by precedence: a recall outranks everything, then a quarantine (an open
+    recall notice holds the lot), then stock, then expiry."""
     if recalled:
         return LotStatus.RECALLED
+    if quarantined:
+        return LotStatus.QUARANTINED
     if quantity_used >= quantity_received:
         return LotStatus.EXHAUSTED
     if expires_on < today:
@@ -82,6 +89,34 @@ def scan_mismatches(
     if lot_expires_on != scanned_expires_on:
         differences.append("expires_on")
     return differences
+
+
+# What separates the items of a recall's `code_info` ("Lot Numbers: 2401, 2402; UDI-DI ...").
+# Hyphens, dots and underscores stay: they are part of lot numbers (SP-2401, 24.01).
+_CODE_INFO_SEPARATORS = re.compile(r"[\s,;:#()\[\]{}<>\"'|=+&*!?]+")
+_EDGE_PUNCTUATION = ".-_"
+
+
+def code_info_tokens(code_info: str) -> set[str]:
+    """The whole tokens of a recall's `code_info`, upper-cased: the lot numbers it can name.
+
+    A slash joins list items ("2401/2402") as often as it is part of a lot number, so both the
+    slashed token and its parts count."""
+    tokens: set[str] = set()
+    for raw in _CODE_INFO_SEPARATORS.split(code_info.upper()):
+        token = raw.strip(_EDGE_PUNCTUATION)
+        if not token:
+            continue
+        tokens.add(token)
+        if "/" in token:
+            tokens.update(part.strip(_EDGE_PUNCTUATION) for part in token.split("/") if part)
+    tokens.discard("")
+    return tokens
+
+
+def lot_named_in(lot_number: str, code_info: str) -> bool:
+    """Whether a recall's `code_info` names the lot as a whole token (case does not matter)."""
+    return lot_number.strip().upper() in code_info_tokens(code_info)
 
 
 # The clinic's aftercare template starts as this, from domain.md's typical Skinfuse post-care;

@@ -19,6 +19,7 @@ from clinic import audit
 from clinic.errors import InvalidInput, InvalidState
 from clinic.models import Clinic, Handpiece, User
 from patients import selectors as patient_selectors
+from patients.models import Patient
 from scheduling import rules as scheduling_rules
 from scheduling import services as scheduling_services
 from scheduling.errors import PatientNotEligible
@@ -34,6 +35,7 @@ from treatments.errors import (
     TipLotExhausted,
     TipLotExpired,
     TipLotMismatch,
+    TipLotQuarantined,
     TipLotRecalled,
     TipLotUnknown,
     lot_number_in_stock,
@@ -223,11 +225,18 @@ def _take_one_cartridge(lot: TipLot) -> None:
     """One conditional UPDATE: PostgreSQL serialises concurrent takes on the lot's row and
     re-checks the condition for each, so stock never goes below zero however many race."""
     taken = TipLot.objects.filter(
-        pk=lot.pk, recalled_at__isnull=True, quantity_used__lt=F("quantity_received")
+        pk=lot.pk,
+        recalled_at__isnull=True,
+        quarantined_at__isnull=True,
+        quantity_used__lt=F("quantity_received"),
     ).update(quantity_used=F("quantity_used") + 1)
     if not taken:
-        lot.refresh_from_db(fields=["recalled_at", "quantity_used"])
-        raise TipLotRecalled() if lot.recalled_at else TipLotExhausted()
+        lot.refresh_from_db(fields=["recalled_at", "quarantined_at", "quantity_used"])
+        if lot.recalled_at:
+            raise TipLotRecalled()
+        if lot.quarantined_at:
+            raise TipLotQuarantined()
+        raise TipLotExhausted()
 
 
 def _snapshot_aftercare(record: TreatmentRecord) -> AftercarePlan:
@@ -285,6 +294,8 @@ def record_treatment(
 
     if tip_lot.recalled_at is not None:
         raise TipLotRecalled()
+    if tip_lot.quarantined_at is not None:
+        raise TipLotQuarantined()
     if tip_lot.expires_on < performed_on:
         raise TipLotExpired()
     if (
@@ -406,15 +417,42 @@ def recall_tip_lot(*, actor: User, lot: TipLot, reason: str) -> Recall:
     lot.recalled_by = actor
     lot.save(update_fields=["recalled_at", "recall_reason", "recalled_by"])
 
+    recall, patients = _recall_of(lot)
+    for patient in patients:
+        outbox.queue(kind=NotificationKind.LOT_RECALL, patient=patient, subject_key=f"lot:{lot.id}")
+    audit.record(
+        actor=actor,
+        action="tip_lot.recall",
+        object_type="tip_lot",
+        object_id=lot.id,
+        detail={
+            "lot_number": lot.lot_number,
+            "affected_sessions": recall.affected_sessions,
+            "affected_patients": len(recall.affected_patients),
+        },
+    )
+    return recall
+
+
+def recall_of(lot: TipLot) -> Recall:
+    """A recalled lot's recall, as recall_tip_lot answered it (affected sessions as of now)."""
+    return _recall_of(lot)[0]
+
+
+def _recall_of(lot: TipLot) -> tuple[Recall, list[Patient]]:
+    if lot.recalled_at is None:
+        raise InvalidState("The lot is not recalled.")
     records = (
         TreatmentRecord.objects.filter(tip_lot=lot)
         .select_related("patient")
         .order_by("patient__last_name", "patient__first_name", "patient_id", "performed_at")
     )
     by_patient: dict[UUID, AffectedPatient] = {}
+    patients: dict[UUID, Patient] = {}
     for record in records:
         patient = record.patient
         if patient.id not in by_patient:
+            patients[patient.id] = patient
             by_patient[patient.id] = AffectedPatient(
                 id=patient.id,
                 first_name=patient.first_name,
@@ -424,27 +462,10 @@ def recall_tip_lot(*, actor: User, lot: TipLot, reason: str) -> Recall:
                 sessions=[],
             )
         by_patient[patient.id].sessions.append(record.session_id)
-    patients = {record.patient_id: record.patient for record in records}
-    for patient_id in by_patient:
-        outbox.queue(
-            kind=NotificationKind.LOT_RECALL,
-            patient=patients[patient_id],
-            subject_key=f"lot:{lot.id}",
-        )
-    audit.record(
-        actor=actor,
-        action="tip_lot.recall",
-        object_type="tip_lot",
-        object_id=lot.id,
-        detail={
-            "lot_number": lot.lot_number,
-            "affected_sessions": len(records),
-            "affected_patients": len(by_patient),
-        },
-    )
-    return Recall(
+    recall = Recall(
         lot_number=lot.lot_number,
         recalled_at=lot.recalled_at,
         affected_sessions=len(records),
         affected_patients=list(by_patient.values()),
     )
+    return recall, list(patients.values())

@@ -68,9 +68,12 @@ class NotificationFilter(filters.FilterSet):
 
 
 class NotificationViewSet(PatientDataViewSet):
-    """Messages to patients: reminders, nudges, check-ins, re-screen requests, recalls."""
+    """Messages to patients: reminders, nudges, check-ins, re-screen requests, recalls.
 
-    queryset = Notification.objects.order_by("-scheduled_for", "-id")
+    (The outbox's messages to staff, recall notices to admins, are not patients' and not
+    listed here.)"""
+
+    queryset = Notification.objects.filter(patient__isnull=False).order_by("-scheduled_for", "-id")
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter
     read_roles = ALL_ROLES

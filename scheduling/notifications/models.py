@@ -11,7 +11,7 @@ import uuid
 
 from django.db import models
 
-from clinic.models import Clinic
+from clinic.models import Clinic, User
 from patients.models import Patient
 
 
@@ -21,6 +21,8 @@ class NotificationKind(models.TextChoices):
     AFTERCARE_CHECKIN = "aftercare_checkin", "Aftercare check-in"
     SCREENING_EXPIRING = "screening_expiring", "Screening expiring"
     LOT_RECALL = "lot_recall", "Lot recall"
+    # To staff: a regulator's recall names a lot of the clinic (treatments.recalls).
+    RECALL_NOTICE = "recall_notice", "Recall notice"
 
 
 class Channel(models.TextChoices):
@@ -38,19 +40,25 @@ class NotificationStatus(models.TextChoices):
 
 
 class Notification(models.Model):
-    """One message to one patient on one channel.
+    """One message to one patient (or one staff member) on one channel.
 
     `subject_key` names what the message is about, so the same fact never makes two messages:
     a session (and its start time) for a reminder, "series:<id>:after:<session id>" for a
     next-session nudge, the treated session for the aftercare check-in, "session:<id>" for a
     screening that will have lapsed, "lot:<id>" for a recall. The patient is part of the key
     because one recalled lot concerns many patients; for every other kind the subject already
-    belongs to exactly one patient.
+    belongs to exactly one patient. A message to staff (`staff` set instead of `patient`: a
+    recall notice to each admin) is keyed by the staff member the same way.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="notifications")
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="notifications", null=True, blank=True
+    )
+    staff = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="notifications", null=True, blank=True
+    )
     session = models.ForeignKey(
         "scheduling.Session",
         on_delete=models.PROTECT,
@@ -79,6 +87,17 @@ class Notification(models.Model):
             models.UniqueConstraint(
                 fields=["kind", "subject_key", "channel", "patient"],
                 name="scheduling_notification_once",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "subject_key", "channel", "staff"],
+                condition=models.Q(staff__isnull=False),
+                name="scheduling_notification_once_to_staff",
+            ),
+            # To a patient or to a staff member: exactly one recipient.
+            models.CheckConstraint(
+                name="scheduling_notification_one_recipient",
+                condition=models.Q(patient__isnull=False, staff__isnull=True)
+                | models.Q(patient__isnull=True, staff__isnull=False),
             ),
             models.CheckConstraint(
                 name="scheduling_notification_sent_has_sent_at",
@@ -111,4 +130,4 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.channel} to {self.patient_id}: {self.status}"
+        return f"{self.kind} {self.channel} to {self.patient_id or self.staff_id}: {self.status}"

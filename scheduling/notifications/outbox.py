@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clinic.celery import app as celery_app
+from clinic.models import User
 from patients.models import Patient
 from scheduling.models import Session
 from scheduling.notifications.models import Channel, Notification, NotificationStatus
@@ -85,6 +86,37 @@ def insert(
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
     # The ids were made here: those found now are the rows this call inserted.
     return list(Notification.objects.filter(pk__in=[row.pk for row in rows]).order_by("channel"))
+
+
+def queue_to_staff(*, kind: str, staff: User, subject_key: str) -> list[Notification]:
+    """Put one email to a staff member in the outbox, unless it is there already; return the
+    new row (none when it existed). Staff are told by email only; without an address (or no
+    longer active) the row is stored `skipped`. Published after commit like `queue`."""
+    reason = staff_skip_reason(staff)
+    row = Notification(
+        clinic_id=staff.clinic_uuid,
+        staff=staff,
+        kind=kind,
+        subject_key=subject_key,
+        channel=Channel.EMAIL,
+        scheduled_for=timezone.now(),
+        status=NotificationStatus.SKIPPED if reason else NotificationStatus.PENDING,
+        last_error=reason or "",
+    )
+    Notification.objects.bulk_create([row], ignore_conflicts=True)
+    rows = list(Notification.objects.filter(pk=row.pk))
+    due = [r.pk for r in rows if r.status == NotificationStatus.PENDING]
+    if due:
+        transaction.on_commit(lambda: publish(due))
+    return rows
+
+
+def staff_skip_reason(staff: User) -> str | None:
+    if not staff.is_active:
+        return "staff member inactive"
+    if not staff.email:
+        return "no email address"
+    return None
 
 
 def skip_reason(patient: Patient, channel: str) -> str | None:

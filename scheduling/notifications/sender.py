@@ -21,7 +21,12 @@ from clinic.models import AuditOutcome
 from scheduling import channels
 from scheduling.models import OPEN_SESSION_STATUSES, SeriesStatus, SessionFlag
 from scheduling.notifications.models import Notification, NotificationKind, NotificationStatus
-from scheduling.notifications.outbox import SEND_TASK, reminder_subject, skip_reason
+from scheduling.notifications.outbox import (
+    SEND_TASK,
+    reminder_subject,
+    skip_reason,
+    staff_skip_reason,
+)
 from scheduling.notifications.texts import compose
 
 logger = logging.getLogger(__name__)
@@ -52,7 +57,7 @@ def send(notification_id: UUID) -> str:
             return NOT_CLAIMED
         return MISSING
     notification = Notification.objects.select_related(
-        "clinic", "patient", "session", "session__series"
+        "clinic", "patient", "staff", "session", "session__series"
     ).get(pk=notification_id)
     stale = _no_longer_wanted(notification, claimed_at)
     if stale:
@@ -125,6 +130,10 @@ def _record_failure(notification: Notification, claimed_at: datetime, exc: Excep
 
 def _no_longer_wanted(notification: Notification, now: datetime) -> str | None:
     """Why a row should not go out any more (the patient or the appointment changed), if so."""
+    if notification.staff is not None:
+        return staff_skip_reason(notification.staff)
+    if notification.patient is None:  # cannot be: one recipient is a check constraint
+        return "no recipient"
     opted_out = skip_reason(notification.patient, notification.channel)
     if opted_out:
         return opted_out

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+from clinic.models import User
 from scheduling import channels
 from scheduling.models import Session
 from scheduling.notifications.models import Channel, Notification, NotificationKind
@@ -17,8 +19,33 @@ def _moment_text(moment: datetime) -> str:
     return f"{_day_text(moment.date())} at {moment:%H:%M} {moment:%Z}"
 
 
+# (subject, body) of a message to staff, by kind. Registered by the app whose fact it tells
+# (treatments: recall notices), since this app sits below it.
+StaffText = Callable[[Notification], tuple[str, str]]
+_staff_texts: dict[str, StaffText] = {}
+
+
+def register_staff_text(kind: str, text: StaffText) -> None:
+    _staff_texts[kind] = text
+
+
+def _compose_to_staff(notification: Notification, staff: User) -> channels.Message:
+    subject, body = _staff_texts[notification.kind](notification)
+    greeting = f"Hello {staff.full_name or staff.username},"
+    return channels.Message(
+        to=staff.email,
+        subject=subject,
+        body=f"{greeting}\n\n{body}\n\n{notification.clinic.name}\n",
+        reference=str(notification.pk),
+    )
+
+
 def compose(notification: Notification) -> channels.Message:
-    """Subject and body: the clinic's name and local dates and times, never clinical detail."""
+    """Subject and body: the clinic's name and local dates and times, never clinical detail.
+
+    A message to staff says what the registered text of its kind says."""
+    if notification.staff is not None:
+        return _compose_to_staff(notification, notification.staff)
     clinic = notification.clinic.name
     local = notification.clinic  # its local time: Clinic.localtime, local_date, today
     session = notification.session
@@ -57,6 +84,8 @@ def compose(notification: Notification) -> channels.Message:
         sms = f"{clinic}: we would like to speak with you about a recent visit."
         closing = "Please contact the clinic."
     patient = notification.patient
+    if patient is None:
+        raise channels.PermanentSendError("a notification without a recipient")
     if notification.channel == Channel.SMS:
         return channels.Message(
             to=patient.phone, subject="", body=f"{sms} {closing}", reference=str(notification.pk)

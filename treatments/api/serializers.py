@@ -1,12 +1,19 @@
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clinic.api.base import ClinicRelatedField
 from clinic.models import Handpiece
 from scheduling.api.serializers import AwareDateTimeField
 from treatments import gs1, rules
-from treatments.models import AftercareTemplate, TipLot, TreatmentAmendment, TreatmentRecord
+from treatments.models import (
+    AftercareTemplate,
+    RecallNotice,
+    TipLot,
+    TreatmentAmendment,
+    TreatmentRecord,
+)
 
 
 class BarcodeField(serializers.CharField):
@@ -87,12 +94,14 @@ class TipLotSerializer(serializers.ModelSerializer):
     def get_quantity_remaining(self, lot: TipLot) -> int:
         return lot.quantity_remaining
 
+    @extend_schema_field(serializers.ChoiceField(choices=rules.LotStatus.choices))
     def get_status(self, lot: TipLot) -> str:
         return rules.lot_status(
             expires_on=lot.expires_on,
             quantity_received=lot.quantity_received,
             quantity_used=lot.quantity_used,
             recalled=lot.recalled_at is not None,
+            quarantined=lot.quarantined_at is not None,
             today=self.context["today"],
         )
 
@@ -238,3 +247,39 @@ class RecallSerializer(serializers.Serializer):
     recalled_at = serializers.DateTimeField()
     affected_sessions = serializers.IntegerField(help_text="How many sessions used the lot.")
     affected_patients = AffectedPatientSerializer(many=True)
+
+
+class RecallNoticeSerializer(serializers.ModelSerializer):
+    tip_lot = serializers.UUIDField(source="tip_lot_id", read_only=True)
+
+    class Meta:
+        model = RecallNotice
+        fields = [
+            "id",
+            "source",
+            "source_id",
+            "tip_lot",
+            "lot_number",
+            "reason",
+            "product_description",
+            "status",
+            "created_at",
+            "resolved_at",
+            "resolved_by",
+            "dismiss_reason",
+        ]
+        read_only_fields = fields
+
+
+class ConfirmNoticeInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Why the lot is recalled; the recall's own reason when left out.",
+    )
+
+
+class DismissNoticeInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)

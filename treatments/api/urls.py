@@ -5,6 +5,7 @@ from treatments.api import export_views, views
 
 router = SimpleRouter()
 router.register("tip-lots", views.TipLotViewSet, basename="tip-lot")
+router.register("recall-notices", views.RecallNoticeViewSet, basename="recall-notice")
 router.register(
     "aftercare-templates", views.AftercareTemplateViewSet, basename="aftercare-template"
 )

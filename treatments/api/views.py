@@ -1,5 +1,6 @@
 from dataclasses import asdict
 
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins
 from rest_framework.decorators import action
@@ -10,15 +11,18 @@ from rest_framework.response import Response
 from clinic import audit
 from clinic.api.base import ClinicScopedViewSet
 from clinic.api.permissions import ADMIN, ALL_ROLES, PROVIDERS
-from clinic.models import Role
+from clinic.models import Role, User
 from scheduling.models import Session
-from treatments import selectors, services
+from treatments import recalls, selectors, services
 from treatments.api.serializers import (
     AftercareSerializer,
     AftercareTemplateSerializer,
     AmendmentInputSerializer,
     AmendmentSerializer,
+    ConfirmNoticeInputSerializer,
+    DismissNoticeInputSerializer,
     RecallInputSerializer,
+    RecallNoticeSerializer,
     RecallSerializer,
     ScanInputSerializer,
     ScanSerializer,
@@ -27,7 +31,13 @@ from treatments.api.serializers import (
     TreatmentRecordSerializer,
 )
 from treatments.errors import TipLotMismatch, TipLotUnknown
-from treatments.models import AftercareTemplate, TipLot, TreatmentRecord
+from treatments.models import (
+    AftercareTemplate,
+    RecallNotice,
+    RecallNoticeStatus,
+    TipLot,
+    TreatmentRecord,
+)
 
 
 class TipLotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet):
@@ -76,6 +86,17 @@ class TipLotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScop
         )
 
 
+def recall_response(actor: User, recall: services.Recall) -> Response:
+    # The answer names each affected patient with their contact details: a read of each.
+    audit.record_reads(
+        actor=actor,
+        action="tip_lot.recall_affected_patient",
+        object_type="patient",
+        objects=[(patient.id, patient.id) for patient in recall.affected_patients],
+    )
+    return Response(RecallSerializer(asdict(recall)).data)
+
+
 class AftercareTemplateViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet
 ):
@@ -119,14 +140,7 @@ class TipLotActionsViewSet(ClinicScopedViewSet):
         recall = services.recall_tip_lot(
             actor=request.user, lot=lot, reason=body.validated_data["reason"]
         )
-        # The answer names each affected patient with their contact details: a read of each.
-        audit.record_reads(
-            actor=request.user,
-            action="tip_lot.recall_affected_patient",
-            object_type="patient",
-            objects=[(patient.id, patient.id) for patient in recall.affected_patients],
-        )
-        return Response(RecallSerializer(asdict(recall)).data)
+        return recall_response(request.user, recall)
 
     @extend_schema(responses={200: TreatmentRecordSerializer(many=True)})
     def usage(self, request: Request, pk: str) -> Response:
@@ -235,3 +249,46 @@ class SessionTreatmentViewSet(ClinicScopedViewSet):
             objects=[(plan.id, session.patient_id)],
         )
         return Response(AftercareSerializer({"session": session.id, "steps": plan.steps}).data)
+
+
+class RecallNoticeFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=RecallNoticeStatus.choices)
+
+    class Meta:
+        model = RecallNotice
+        fields: list[str] = []
+
+
+class RecallNoticeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet):
+    """Recalls of the regulator's feed that name one of the clinic's lots (the recall watcher).
+
+    While a notice is open its lot is quarantined; an admin confirms it (the lot is recalled,
+    as POST /tip-lots/{id}/recall/ does) or dismisses it (the lot is free again)."""
+
+    queryset = RecallNotice.objects.order_by("-created_at", "-id")
+    serializer_class = RecallNoticeSerializer
+    filterset_class = RecallNoticeFilter
+    read_roles = frozenset({Role.ADMIN, Role.PROVIDER, Role.AUDITOR})
+    write_roles = ADMIN
+
+    @extend_schema(request=ConfirmNoticeInputSerializer, responses={200: RecallSerializer})
+    @action(detail=True, methods=["post"])
+    def confirm(self, request: Request, pk: str) -> Response:
+        notice = self.get_object()
+        body = ConfirmNoticeInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        recall = recalls.confirm(
+            actor=request.user, notice=notice, reason=body.validated_data["reason"]
+        )
+        return recall_response(request.user, recall)
+
+    @extend_schema(request=DismissNoticeInputSerializer, responses={200: RecallNoticeSerializer})
+    @action(detail=True, methods=["post"])
+    def dismiss(self, request: Request, pk: str) -> Response:
+        notice = self.get_object()
+        body = DismissNoticeInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        notice = recalls.dismiss(
+            actor=request.user, notice=notice, reason=body.validated_data["reason"]
+        )
+        return Response(RecallNoticeSerializer(notice).data)
