@@ -220,6 +220,6 @@ def test_query_count_does_not_grow_with_days_slots_or_sessions(
     }
     # auth (2), provider, room, series, working hours, time off, sessions,
     # the series' sessions, the latest screening.
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(10):
         response = client.get("/api/v1/availability/", query)
     assert response.status_code == 200

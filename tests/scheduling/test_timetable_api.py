@@ -401,7 +401,7 @@ def test_time_off_list_query_count(api, admin, provider, at, count, django_asser
             "/api/v1/time-off/", time_off_body(at(3 + n, 9), at(3 + n, 12), provider=provider)
         )
     # auth (token, user), the user's clinic for the local days, count, page.
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         response = client.get(f"/api/v1/time-off/?provider={provider.id}&from={at(1).date()}")
     assert len(response.json()["results"]) == count
 
@@ -412,6 +412,6 @@ def test_working_hours_query_count(api, admin, provider, count, django_assert_nu
     intervals = [{"weekday": d, "starts": "09:00", "ends": "17:00"} for d in range(count)]
     client = api(admin)
     client.put(hours_url(provider), {"intervals": intervals}, format="json")
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):
         response = client.get(hours_url(provider))
     assert len(response.json()["intervals"]) == count
