@@ -462,6 +462,18 @@ def _staff_by_username(username: str) -> User:
     return user
 
 
+def _audit_totp(user: User, action: str, via: str) -> None:
+    """TOTP enrolment is run from the command line, so the actor is named, not a signed-in user."""
+    audit.record(
+        actor=None,
+        actor_label=via,
+        clinic_id=user.clinic_id,
+        action=action,
+        object_type="staff",
+        object_id=user.id,
+    )
+
+
 @transaction.atomic
 def start_totp_enrolment(*, username: str, via: str) -> TOTPDevice:
     """A new, unconfirmed TOTP device for the user (replacing any unconfirmed one). A confirmed
@@ -469,14 +481,7 @@ def start_totp_enrolment(*, username: str, via: str) -> TOTPDevice:
     user = _staff_by_username(username)
     TOTPDevice.objects.filter(user=user, confirmed=False).delete()
     device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
-    audit.record(
-        actor=None,
-        actor_label=via,
-        clinic_id=user.clinic_id,
-        action="staff.totp_enrolment_start",
-        object_type="staff",
-        object_id=user.id,
-    )
+    _audit_totp(user, "staff.totp_enrolment_start", via)
     return device
 
 
@@ -498,14 +503,7 @@ def confirm_totp_enrolment(*, username: str, code: str, via: str) -> TOTPDevice:
     TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    audit.record(
-        actor=None,
-        actor_label=via,
-        clinic_id=user.clinic_id,
-        action="staff.totp_enrolment_confirm",
-        object_type="staff",
-        object_id=user.id,
-    )
+    _audit_totp(user, "staff.totp_enrolment_confirm", via)
     return device
 
 
@@ -513,12 +511,5 @@ def confirm_totp_enrolment(*, username: str, code: str, via: str) -> TOTPDevice:
 def remove_totp(*, username: str, via: str) -> int:
     user = _staff_by_username(username)
     deleted, _ = TOTPDevice.objects.filter(user=user).delete()
-    audit.record(
-        actor=None,
-        actor_label=via,
-        clinic_id=user.clinic_id,
-        action="staff.totp_remove",
-        object_type="staff",
-        object_id=user.id,
-    )
+    _audit_totp(user, "staff.totp_remove", via)
     return deleted
