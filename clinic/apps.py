@@ -9,7 +9,7 @@ class ClinicConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in, user_login_failed
 
-        from clinic import audit
+        from clinic import audit, checks  # noqa: F401 - registers the system checks
 
         # Logins to the back office are audited like the API's (clinic/audit.py).
         user_logged_in.connect(audit.record_session_login, dispatch_uid="clinic.audit.login")

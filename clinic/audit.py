@@ -260,8 +260,25 @@ def registered_chains() -> list[HashChain]:
     return list(_chains.values())
 
 
-def verify_chain(chain: HashChain, clinic_id: UUID | None) -> ChainReport:
-    """Walk one clinic's chain from sequence 1 and stop at the first broken link."""
+@dataclass(frozen=True)
+class Anchor:
+    """A link vouched for from outside the chain (a signed checkpoint): the row at `sequence`
+    must have `hash`. `label` says where it comes from, for the report."""
+
+    sequence: int
+    hash: str
+    label: str
+
+
+def verify_chain(
+    chain: HashChain, clinic_id: UUID | None, anchors: Sequence[Anchor] = ()
+) -> ChainReport:
+    """Walk one clinic's chain from sequence 1 and stop at the first broken link: a row that
+    does not link to the one before, or (re-hashed to look consistent) one that disagrees with
+    an anchor, or a chain that ends before an anchor's sequence."""
+    pending = sorted(anchors, key=lambda anchor: anchor.sequence)
+    next_anchor = 0
+    last_held: Anchor | None = None
     expected_sequence = 1
     expected_previous = GENESIS_HASH
     for row in chain.rows(clinic_id):
@@ -277,16 +294,44 @@ def verify_chain(chain: HashChain, clinic_id: UUID | None) -> ChainReport:
             reason = "previous_hash is not the hash of the row before: the chain was re-linked"
         elif chain_hash(row.previous_hash, row.canonical) != row.hash:
             reason = "hash does not match the row's content: the row was altered"
+        while reason is None and next_anchor < len(pending):
+            anchor = pending[next_anchor]
+            if anchor.sequence != row.sequence:
+                break
+            next_anchor += 1
+            if anchor.hash == row.hash:
+                last_held = anchor
+                continue
+            since = 1 if last_held is None else last_held.sequence + 1
+            reason = (
+                f"hash differs from the {anchor.label}: the chain was rewritten and re-hashed "
+                f"to look consistent, in the rows from sequence {since} to {anchor.sequence}"
+            )
         if reason:
             broken = BrokenLink(chain.table, row.id, row.sequence, reason)
             return ChainReport(chain.table, clinic_id, expected_sequence - 1, broken)
         expected_previous = row.hash or ""
         expected_sequence += 1
-    return ChainReport(chain.table, clinic_id, expected_sequence - 1, None)
+    length = expected_sequence - 1
+    if next_anchor < len(pending):
+        anchor = pending[next_anchor]
+        broken = BrokenLink(
+            chain.table,
+            None,
+            anchor.sequence,
+            f"the chain ends at sequence {length} but the {anchor.label} covers sequence "
+            f"{anchor.sequence}: rows were removed from its end",
+        )
+        return ChainReport(chain.table, clinic_id, length, broken)
+    return ChainReport(chain.table, clinic_id, length, None)
 
 
-def verify(clinic_id: UUID | None = None) -> Iterator[ChainReport]:
-    """Every registered chain of one clinic, or of every clinic (and the clinic-less one)."""
+def verify(
+    clinic_id: UUID | None = None,
+    anchors: Callable[[str, UUID | None], Sequence[Anchor]] | None = None,
+) -> Iterator[ChainReport]:
+    """Every registered chain of one clinic, or of every clinic (and the clinic-less one),
+    each checked against the anchors `anchors(table, clinic_id)` gives."""
     clinic_ids: list[UUID | None] = (
         [clinic_id]
         if clinic_id is not None
@@ -294,9 +339,9 @@ def verify(clinic_id: UUID | None = None) -> Iterator[ChainReport]:
     )
     for chain in registered_chains():
         for each in clinic_ids:
-            yield verify_chain(chain, each)
+            yield verify_chain(chain, each, anchors(chain.table, each) if anchors else ())
         if clinic_id is None and chain.has_clinicless_chain:
-            yield verify_chain(chain, None)
+            yield verify_chain(chain, None, anchors(chain.table, None) if anchors else ())
 
 
 def stream_rows(sql: str, params: Sequence[Any], batch: int = 5000) -> Iterator[tuple[Any, ...]]:

@@ -280,3 +280,44 @@ class LoginFailureCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed head of one clinic's hash chain: (chain, sequence, hash) at `signed_at`.
+
+    The chains prove that no row was altered *unless the whole tail was re-hashed*, which anyone
+    with write access to the database can do. A checkpoint is signed with an Ed25519 key kept
+    outside the database (AUDIT_SIGNING_KEY), so a rewrite that keeps the chain internally
+    consistent still disagrees with an earlier checkpoint, and `verify_audit` names it.
+    Append-only (a trigger refuses UPDATE and DELETE), like the events. See clinic/checkpoints.py.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # The chained table (clinic_auditevent, treatments_treatmentrecord).
+    chain = models.CharField(max_length=64)
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    sequence = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+    # sha256 of the raw public key, first 16 hex digits: which key signed (keys rotate).
+    key_id = models.CharField(max_length=16)
+    signature = models.CharField(max_length=128)
+    reason = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["chain", "clinic", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain", "clinic", "sequence"],
+                nulls_distinct=False,
+                name="clinic_auditcheckpoint_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(sequence__gte=1), name="clinic_auditcheckpoint_sequence_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chain} clinic={self.clinic_id} #{self.sequence} {self.hash[:12]}"

@@ -235,8 +235,21 @@ CELERY_ENABLE_UTC = True
 
 NOTIFICATION_SCAN_SECONDS = env.int("NOTIFICATION_SCAN_SECONDS", default=60)
 
+# --- Signed audit checkpoints (clinic/checkpoints.py) -------------------------------------------
+# Ed25519, base64 of the 32-byte private seed (`manage.py audit_checkpoint --generate-key`). Kept
+# outside the database on purpose: empty means no checkpoint is written (check --deploy warns).
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")
+# Public halves (base64, comma-separated) of earlier signing keys, so their checkpoints verify.
+AUDIT_VERIFY_KEYS = env.list("AUDIT_VERIFY_KEYS", default=[])
+AUDIT_CHECKPOINT_SECONDS = env.int("AUDIT_CHECKPOINT_SECONDS", default=900)
+
 # Exactly one beat runs; the schedule is static and every task it names is idempotent.
 CELERY_BEAT_SCHEDULE = {
+    "clinic.write_audit_checkpoints": {
+        "task": "clinic.write_audit_checkpoints",
+        "schedule": float(AUDIT_CHECKPOINT_SECONDS),
+        "options": {"expires": float(AUDIT_CHECKPOINT_SECONDS)},
+    },
     "clinic.purge_idempotency_keys": {
         "task": "clinic.purge_idempotency_keys",
         "schedule": 3600.0,

@@ -8,6 +8,8 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # Messages stay in memory (django.core.mail.outbox, scheduling.channels.outbox); a test that
 # runs a real worker process points these at backends the test process can observe.
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+# A fixed signing key for the audit checkpoints (tests only: a real one comes from the environment).
+os.environ.setdefault("AUDIT_SIGNING_KEY", "dGVzdC1vbmx5LWF1ZGl0LWNoZWNrcG9pbnQta2V5ISE=")
 os.environ.setdefault("SMS_BACKEND", "scheduling.channels.LocmemSMSBackend")
 
 from clinic.settings import *  # noqa: F403

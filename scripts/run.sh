@@ -11,6 +11,14 @@ python scripts/ensure_database.py
 python manage.py migrate --noinput -v0
 python manage.py collectstatic --noinput -v0
 mkdir -p .run
+# The audit checkpoints' signing key lives outside the database (README "Signed checkpoints").
+if [ -z "${AUDIT_SIGNING_KEY:-}" ]; then
+  if [ ! -s .run/audit_signing_key ]; then
+    (umask 077; python manage.py audit_checkpoint --generate-key | sed -n 's/^AUDIT_SIGNING_KEY=//p' > .run/audit_signing_key)
+  fi
+  AUDIT_SIGNING_KEY="$(cat .run/audit_signing_key)"
+  export AUDIT_SIGNING_KEY
+fi
 
 echo "==> demo clinic"
 python manage.py seed_demo

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 
-from clinic import audit
+from clinic import audit, checkpoints
 from clinic.errors import InvalidInput
 from clinic.models import Clinic, User
 from clinic.rules import day_bounds
@@ -268,7 +268,9 @@ class TipUsageExporter:
         progress: Callable[[int], None] | None = None,
     ) -> Iterator[bytes]:
         """Audit the export (now, in the caller's request or command), then stream the CSV;
-        `progress(rows)` after each chunk."""
+        `progress(rows)` after each chunk. The clinic's chains are checkpointed first
+        (clinic/checkpoints.py): an export is a moment worth vouching for."""
+        checkpoints.write(clinic_id=self.clinic.id, reason=checkpoints.Reason.EXPORT)
         audit.record(
             actor=actor,
             actor_label=via or None,
