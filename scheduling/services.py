@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
+from psycopg.errors import DeadlockDetected
 
 from clinic import audit
 from clinic.errors import DomainError, InvalidInput, InvalidState, error_for_integrity_error
@@ -37,6 +38,9 @@ from scheduling.errors import IndicationNotAllowed, SessionNotPlaced
 from scheduling.models import Series, Session
 from scheduling.rules import OPEN_SESSION_STATUSES, SeriesStatus, SessionStatus
 from scheduling.selectors import active_sessions_of_series
+
+# Tries of one insert after PostgreSQL aborted it to break a tie between two bookings.
+DEADLOCK_RETRIES = 2
 
 
 class _Keep:
@@ -373,15 +377,25 @@ def _save_checked(session: Session, **save_kwargs: Any) -> None:
     The savepoint keeps the transaction usable after the refusal, so the overlap check can run
     again: by then the winning booking has committed and is visible, and the answer names the
     same resource the check would have named had it come first.
+
+    Two transactions inserting overlapping sessions at the same instant can each find the
+    other's index entry and wait for it; PostgreSQL breaks that tie by aborting one with
+    `deadlock_detected`. Only this savepoint is lost, so the insert is tried again: the other
+    booking no longer waits for us, we wait for it, and the exclusion constraint then answers.
     """
-    try:
-        with transaction.atomic():
-            session.save(**save_kwargs)
-    except IntegrityError as exc:
-        error = _overlap_error(session) or error_for_integrity_error(exc)
-        if error is None:
-            raise
-        raise error from exc
+    for attempt in range(1, DEADLOCK_RETRIES + 2):
+        try:
+            with transaction.atomic():
+                session.save(**save_kwargs)
+            return
+        except IntegrityError as exc:
+            error = _overlap_error(session) or error_for_integrity_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+        except OperationalError as exc:
+            if not isinstance(exc.__cause__, DeadlockDetected) or attempt > DEADLOCK_RETRIES:
+                raise
 
 
 # --- Status changes ---------------------------------------------------------------------------

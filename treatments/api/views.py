@@ -163,9 +163,9 @@ class SessionTreatmentViewSet(ClinicScopedViewSet):
 
     queryset = Session.objects.all()
     read_roles = ALL_ROLES
-    write_roles = PROVIDERS
-    # Recording a treatment is the provider's own act (issue 5: provider role only).
-    action_roles = {"create": frozenset({Role.PROVIDER})}
+    # Recording a treatment and amending it are the provider's own acts: the person who charts
+    # is the person who treated (contract, "Clarifications of v1"); an admin gets 403.
+    write_roles = frozenset({Role.PROVIDER})
     audit_object_type = "treatment_record"
     pagination_class = None
 
