@@ -11,7 +11,6 @@ which owns the parameters' validation and the export's audit event.
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 
-from clinic import audit, checkpoints
+from clinic import audit, checkpoints, dates
 from clinic.errors import InvalidInput
 from clinic.models import Clinic, User
 from clinic.rules import day_bounds
@@ -192,7 +191,6 @@ def copy_chunks(query: TipUsageQuery, chunk_bytes: int = 1 << 16) -> Iterator[tu
 # --- The exporter ------------------------------------------------------------------------------
 
 LOT_MAX_LENGTH = 64
-BAD_DATE = "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
 
 
 class TipUsageExporter:
@@ -235,13 +233,9 @@ class TipUsageExporter:
             if raw in (None, ""):
                 continue
             try:
-                if not isinstance(raw, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
-                    raise ValueError(raw)
-                values[name] = date.fromisoformat(raw)
+                values[name] = dates.parse_date(raw)
             except ValueError:
-                errors[name] = [
-                    "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
-                ]
+                errors[name] = [dates.DATE_MESSAGE]
         if values["lot"] is not None and len(str(values["lot"])) > LOT_MAX_LENGTH:
             errors["lot"] = [f"Ensure this field has no more than {LOT_MAX_LENGTH} characters."]
         if not errors and values["from"] and values["to"] and values["from"] > values["to"]:

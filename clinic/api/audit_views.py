@@ -7,24 +7,23 @@ the head, and every filter is served by one of AuditEvent's (clinic, x, -at) ind
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from django import forms
 from django.utils import timezone
 from django_filters import rest_framework as filters
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import mixins, pagination, serializers
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic import audit
 from clinic.api.base import ClinicScopedViewSet
+from clinic.api.fields import DateOrDateTimeFilter, ModelSerializer
+from clinic.api.pagination import CursorPagination
 from clinic.api.permissions import AUDIT_READERS
 from clinic.models import AuditEvent, AuditOutcome
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(ModelSerializer):
     actor = serializers.UUIDField(source="actor_id", allow_null=True, read_only=True)
     patient = serializers.UUIDField(source="patient_id", allow_null=True, read_only=True)
 
@@ -48,30 +47,11 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class InstantField(forms.Field):
-    """An ISO 8601 timestamp, or a date (its midnight); without an offset, clinic time."""
-
-    default_error_messages = {"invalid": "Enter an ISO 8601 date or timestamp."}
-
-    def to_python(self, value: Any) -> datetime | None:
-        if value in (None, ""):
-            return None
-        try:
-            return datetime.fromisoformat(str(value).strip())
-        except ValueError as exc:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from exc
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class InstantFilter(filters.Filter):
-    field_class = InstantField
-
-
 class AuditEventFilter(filters.FilterSet):
     patient = filters.UUIDFilter(field_name="patient_id", help_text="Patient id.")
     actor = filters.UUIDFilter(field_name="actor_id", help_text="Staff id.")
     action = filters.CharFilter(field_name="action", help_text="e.g. patient.read, auth.login")
-    since = InstantFilter(
+    since = DateOrDateTimeFilter(
         method="filter_since",
         help_text="Events at or after this ISO 8601 timestamp or date (clinic time if no offset).",
     )
@@ -83,34 +63,18 @@ class AuditEventFilter(filters.FilterSet):
         fields: list[str] = []
 
     def filter_since(self, queryset, name, value):
-        if timezone.is_naive(value):
-            value = timezone.make_aware(value, self.request.user.clinic.zone)
+        clinic = self.request.user.clinic
+        if not isinstance(value, datetime):
+            value = clinic.day_bounds(value)[0]
+        elif timezone.is_naive(value):
+            value = timezone.make_aware(value, clinic.zone)
         return queryset.filter(at__gte=value)
 
 
-class AuditCursorPagination(pagination.CursorPagination):
-    """`{"results", "next", "previous"}` with opaque cursors; `?page_size=` clamped to 200."""
+class AuditCursorPagination(CursorPagination):
+    """Newest first, on (at, id)."""
 
     ordering = ("-at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-    def get_paginated_response(self, data: Any) -> Response:
-        return Response(
-            {"results": data, "next": self.get_next_link(), "previous": self.get_previous_link()}
-        )
-
-    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "required": ["results", "next", "previous"],
-            "properties": {
-                "results": schema,
-                "next": {"type": "string", "nullable": True, "format": "uri"},
-                "previous": {"type": "string", "nullable": True, "format": "uri"},
-            },
-        }
 
 
 class AuditEventViewSet(mixins.ListModelMixin, ClinicScopedViewSet):

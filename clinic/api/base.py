@@ -6,7 +6,6 @@ the view's queryset to the user's clinic, so another clinic's object is simply n
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -102,16 +101,6 @@ class PatientDataViewSet(ClinicScopedViewSet):
     def _respond(self, obj: Any, status: int = 200) -> Response:
         """A written object as the list shows it (with its computed fields), re-read once."""
         return Response(self.get_serializer(self.get_queryset().get(pk=obj.pk)).data, status)
-
-
-class IsoDateField(serializers.DateField):
-    """A date exactly as the contract writes it, YYYY-MM-DD: "03/01/2026" is refused, never
-    guessed as March or January."""
-
-    def to_internal_value(self, value: Any) -> Any:
-        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            self.fail("invalid", format="YYYY-MM-DD")
-        return super().to_internal_value(value)
 
 
 class ClinicRelatedField(serializers.PrimaryKeyRelatedField):

@@ -23,6 +23,7 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
+from clinic.api.parsers import loads
 from clinic.api.problems import PROBLEM_CONTENT_TYPE, problem_body
 from clinic.models import IdempotencyKey
 
@@ -39,9 +40,9 @@ def fingerprint(request: HttpRequest) -> str:
     """Method, path and body: the same key with anything else is a different request."""
     body = request.body
     try:
-        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(loads(body or b"null"), sort_keys=True, separators=(",", ":"))
         body = canonical.encode()
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:  # not JSON, or nested too deeply (the view answers 400): the bytes
         pass
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.path.encode(), body):
@@ -86,14 +87,17 @@ class IdempotencyMiddleware:
     ) -> HttpResponse | None:
         key = request.headers.get(HEADER)
         view_class = getattr(view, "cls", None)
-        if request.method != "POST" or not key or not getattr(view_class, "idempotent", False):
+        if request.method != "POST" or key is None or not getattr(view_class, "idempotent", False):
             return None
         user = _user_of(request, view_class)
         if user is None:
             return None
-        if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        # A blank key is a client's bug, not "no key": taken as none, its retry would book twice.
+        if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             return _problem(
-                400, "invalid", f"{HEADER} must be at most {MAX_KEY_LENGTH} printable characters."
+                400,
+                "invalid",
+                f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters, not all blank.",
             )
         try:
             request_fingerprint = fingerprint(request)

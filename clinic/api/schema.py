@@ -143,7 +143,12 @@ class ClinicAutoSchema(AutoSchema):
             statuses += [401, 403]
         if "{" in self.path:
             statuses.append(404)
-        if self.method in ("POST", "PUT", "PATCH") or self.get_filter_backends():
+        # A body, a filter, or a page (`?page=` past the last one is 400 `invalid`).
+        if (
+            self.method in ("POST", "PUT", "PATCH")
+            or self.get_filter_backends()
+            or self._is_list_view()
+        ):
             statuses.append(400)
         if self.method == "POST" and not public:
             statuses += [409, 422]

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from clinic.api.fields import DateTimeField, ModelSerializer
 from clinic.models import Clinic, Handpiece, Room, User
 from clinic.rules import CLINIC_SETTING_RANGES, Role
 from clinic.services import CLINIC_SETTINGS_FIELDS
@@ -27,7 +28,7 @@ class TokenRequestSerializer(serializers.Serializer):
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
-    expires_at = serializers.DateTimeField(
+    expires_at = DateTimeField(
         help_text="The latest moment the token works (TOKEN_TTL_HOURS after issue). It stops "
         "earlier after TOKEN_IDLE_MINUTES without a request, and at logout."
     )
@@ -38,7 +39,7 @@ def _setting_field(name: str) -> serializers.IntegerField:
     return serializers.IntegerField(min_value=allowed.min, max_value=allowed.max, required=False)
 
 
-class ClinicSerializer(serializers.ModelSerializer):
+class ClinicSerializer(ModelSerializer):
     screening_valid_days = _setting_field("screening_valid_days")
     min_interval_days = _setting_field("min_interval_days")
     default_interval_days = _setting_field("default_interval_days")
@@ -51,7 +52,7 @@ class ClinicSerializer(serializers.ModelSerializer):
         read_only_fields = ["id"]
 
 
-class StaffSerializer(serializers.ModelSerializer):
+class StaffSerializer(ModelSerializer):
     password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
     full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     role = serializers.ChoiceField(choices=Role.choices)
@@ -65,7 +66,7 @@ class StaffSerializer(serializers.ModelSerializer):
         extra_kwargs = {"username": {"validators": []}}
 
 
-class RoomSerializer(serializers.ModelSerializer):
+class RoomSerializer(ModelSerializer):
     class Meta:
         model = Room
         fields = ["id", "name"]
@@ -73,7 +74,7 @@ class RoomSerializer(serializers.ModelSerializer):
         validators: list[object] = []
 
 
-class HandpieceSerializer(serializers.ModelSerializer):
+class HandpieceSerializer(ModelSerializer):
     class Meta:
         model = Handpiece
         fields = ["id", "serial_number"]

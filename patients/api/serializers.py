@@ -1,12 +1,12 @@
 from rest_framework import serializers
 
-from clinic.api.base import IsoDateField
+from clinic.api.fields import DateField, ModelSerializer
 from patients.models import Patient, Screening
 from patients.rules import CONTRAINDICATION_ANSWERS, FITZPATRICK_TYPES, WARNING_ANSWERS
 from patients.services import PATIENT_FIELDS
 
 
-class PatientSerializer(serializers.ModelSerializer):
+class PatientSerializer(ModelSerializer):
     fitzpatrick_type = serializers.IntegerField(
         min_value=FITZPATRICK_TYPES[0], max_value=FITZPATRICK_TYPES[-1]
     )
@@ -31,7 +31,7 @@ class PatientSerializer(serializers.ModelSerializer):
         return patient.is_archived
 
 
-class ScreeningSerializer(serializers.ModelSerializer):
+class ScreeningSerializer(ModelSerializer):
     """The questionnaire in, the stored result out. Every answer defaults to false."""
 
     screened_by = serializers.PrimaryKeyRelatedField(read_only=True)
@@ -70,11 +70,11 @@ class ScreeningSerializer(serializers.ModelSerializer):
 
 
 class EligibilityQuerySerializer(serializers.Serializer):
-    on = IsoDateField(required=False)
+    on = DateField(required=False)
 
 
 class EligibilitySerializer(serializers.Serializer):
     eligible = serializers.BooleanField()
     reasons = serializers.ListField(child=serializers.CharField())
-    valid_until = serializers.DateField(allow_null=True)
-    eligible_from = serializers.DateField(allow_null=True)
+    valid_until = DateField(allow_null=True)
+    eligible_from = DateField(allow_null=True)

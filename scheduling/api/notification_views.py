@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clinic.api.base import PatientDataViewSet
+from clinic.api.fields import ModelSerializer
 from clinic.api.permissions import ALL_ROLES
 from scheduling.notifications.models import (
     Channel,
@@ -28,7 +29,7 @@ class PublicStatusField(serializers.CharField):
         return NotificationStatus.PENDING if value == NotificationStatus.SENDING else value
 
 
-class NotificationSerializer(serializers.ModelSerializer):
+class NotificationSerializer(ModelSerializer):
     patient = serializers.UUIDField(source="patient_id", read_only=True)
     session = serializers.UUIDField(source="session_id", read_only=True, allow_null=True)
     status = PublicStatusField(read_only=True)

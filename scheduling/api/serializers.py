@@ -1,10 +1,10 @@
 """Shapes only: every rule lives in scheduling.services."""
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clinic.api.base import ClinicRelatedField
+from clinic.api.fields import DateField, DateTimeField, ModelSerializer
 from clinic.models import Room, User
 from patients.models import Patient
 from scheduling import rules, selectors
@@ -12,21 +12,7 @@ from scheduling.models import Series, Session
 from scheduling.rules import Indication, SessionFlag
 
 
-class AwareDateTimeField(serializers.DateTimeField):
-    """A timestamp that names its offset. Without one, "10:00" could be the clinic's 10:00 or
-    UTC's, five hours apart: a booking must not be guessed."""
-
-    default_error_messages = {
-        "naive": "Include the UTC offset (e.g. 2026-03-08T10:00:00-05:00 or ...Z).",
-    }
-
-    def enforce_timezone(self, value):
-        if timezone.is_naive(value):
-            self.fail("naive")
-        return super().enforce_timezone(value)
-
-
-class SeriesSerializer(serializers.ModelSerializer):
+class SeriesSerializer(ModelSerializer):
     patient = ClinicRelatedField(queryset=Patient.objects.all())
     indication = serializers.ChoiceField(choices=Indication.choices)
     # Ranges are the service's rule (and a database constraint); here only the type.
@@ -63,7 +49,7 @@ class SeriesSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "status"]
 
-    @extend_schema_field(serializers.DateField(allow_null=True))
+    @extend_schema_field(DateField(allow_null=True))
     def get_next_due_on(self, series):
         return selectors.next_due_on(series)
 
@@ -74,7 +60,7 @@ class SeriesCancelSerializer(serializers.Serializer):
     )
 
 
-class SessionSerializer(serializers.ModelSerializer):
+class SessionSerializer(ModelSerializer):
     number = serializers.IntegerField(
         read_only=True,
         allow_null=True,
@@ -116,12 +102,12 @@ class BookingSerializer(serializers.Serializer):
         queryset=User.objects.all(), help_text="A staff member with the provider role."
     )
     room = ClinicRelatedField(queryset=Room.objects.all(), required=False, allow_null=True)
-    starts_at = AwareDateTimeField()
+    starts_at = DateTimeField()
     duration_minutes = serializers.IntegerField(default=rules.DEFAULT_DURATION_MINUTES)
 
 
 class RescheduleSerializer(serializers.Serializer):
-    starts_at = AwareDateTimeField()
+    starts_at = DateTimeField()
     duration_minutes = serializers.IntegerField(
         required=False, help_text="Default: the session's current duration."
     )

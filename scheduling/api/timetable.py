@@ -21,12 +21,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clinic import audit
-from clinic.api.base import ClinicAPIView, ClinicRelatedField, ClinicScopedViewSet, IsoDateField
+from clinic.api.base import ClinicAPIView, ClinicRelatedField, ClinicScopedViewSet
+from clinic.api.fields import DateField, DateFilter, DateTimeField, ModelSerializer
 from clinic.api.permissions import ADMIN, ALL_ROLES, CLINICAL_STAFF
 from clinic.api.problems import PROBLEM_CONTENT_TYPE, ProblemSerializer
 from clinic.models import Role, Room, User
 from scheduling import availability, ics, rules, selectors, services, slots, timetable_services
-from scheduling.api.serializers import AwareDateTimeField, SessionSerializer
+from scheduling.api.serializers import SessionSerializer
 from scheduling.models import Series, Session
 from scheduling.timetable import TimeOff
 
@@ -96,7 +97,7 @@ class WorkingHoursView(ClinicAPIView):
 # --- Time off ---------------------------------------------------------------------------------
 
 
-class TimeOffSerializer(serializers.ModelSerializer):
+class TimeOffSerializer(ModelSerializer):
     provider = ClinicRelatedField(
         queryset=User.objects.filter(role=Role.PROVIDER),
         required=False,
@@ -104,8 +105,8 @@ class TimeOffSerializer(serializers.ModelSerializer):
         help_text="A provider; give exactly one of provider and room.",
     )
     room = ClinicRelatedField(queryset=Room.objects.all(), required=False, allow_null=True)
-    starts_at = AwareDateTimeField()
-    ends_at = AwareDateTimeField(help_text="After starts_at; the range is [starts_at, ends_at).")
+    starts_at = DateTimeField()
+    ends_at = DateTimeField(help_text="After starts_at; the range is [starts_at, ends_at).")
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
     class Meta:
@@ -117,15 +118,13 @@ class TimeOffSerializer(serializers.ModelSerializer):
 class TimeOffFilter(filters.FilterSet):
     provider = filters.UUIDFilter(field_name="provider_id")
     room = filters.UUIDFilter(field_name="room_id")
-    from_ = filters.DateFilter(
+    from_ = DateFilter(
         field_name="from",
         method="filter_from",
-        input_formats=["%Y-%m-%d"],
         help_text="YYYY-MM-DD, clinic time: time off that reaches into this day or later.",
     )
-    to = filters.DateFilter(
+    to = DateFilter(
         method="filter_to",
-        input_formats=["%Y-%m-%d"],
         help_text="YYYY-MM-DD, clinic time: time off that starts on this day or earlier.",
     )
 
@@ -179,8 +178,8 @@ class AvailabilityQuerySerializer(serializers.Serializer):
     series = ClinicRelatedField(
         queryset=Series.objects.select_related("clinic", "patient"), required=False
     )
-    from_ = IsoDateField(help_text="YYYY-MM-DD, clinic time")
-    to = IsoDateField(required=False, help_text="YYYY-MM-DD, inclusive; default: from")
+    from_ = DateField(help_text="YYYY-MM-DD, clinic time")
+    to = DateField(required=False, help_text="YYYY-MM-DD, inclusive; default: from")
     duration_minutes = serializers.IntegerField(default=rules.DEFAULT_DURATION_MINUTES)
     step_minutes = serializers.IntegerField(default=15)
 
@@ -191,8 +190,8 @@ class AvailabilityQuerySerializer(serializers.Serializer):
 
 
 class SlotSerializer(serializers.Serializer):
-    starts_at = serializers.DateTimeField()
-    ends_at = serializers.DateTimeField()
+    starts_at = DateTimeField()
+    ends_at = DateTimeField()
 
 
 class AvailabilitySerializer(serializers.Serializer):
@@ -249,7 +248,7 @@ class SeriesPlanRequestSerializer(serializers.Serializer):
         queryset=User.objects.all(), help_text="A staff member with the provider role."
     )
     room = ClinicRelatedField(queryset=Room.objects.all(), required=False, allow_null=True)
-    first_starts_at = AwareDateTimeField()
+    first_starts_at = DateTimeField()
     duration_minutes = serializers.IntegerField(default=rules.DEFAULT_DURATION_MINUTES)
     window_days = serializers.IntegerField(
         default=0,
@@ -260,8 +259,8 @@ class SeriesPlanRequestSerializer(serializers.Serializer):
 
 class PlannedSessionSerializer(serializers.Serializer):
     number = serializers.IntegerField()
-    starts_at = serializers.DateTimeField()
-    ends_at = serializers.DateTimeField()
+    starts_at = DateTimeField()
+    ends_at = DateTimeField()
     flags = serializers.ListField(child=serializers.CharField())
 
 

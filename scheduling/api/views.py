@@ -5,6 +5,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic.api.base import PatientDataViewSet
+from clinic.api.fields import DateFilter
 from clinic.api.permissions import ALL_ROLES, CLINICAL_STAFF
 from scheduling import selectors, services
 from scheduling.api.serializers import (
@@ -29,9 +30,8 @@ class SeriesFilter(filters.FilterSet):
 
 
 class SessionFilter(filters.FilterSet):
-    date = filters.DateFilter(
+    date = DateFilter(
         method="filter_date",
-        input_formats=["%Y-%m-%d"],
         help_text="YYYY-MM-DD: sessions starting that day, clinic time.",
     )
     provider = filters.UUIDFilter(field_name="provider_id")

@@ -168,6 +168,10 @@ def test_filters(api, auditor, admin, front_desk, clinic):
     ("params", "field"),
     [
         ({"since": "yesterday"}, "since"),
+        ({"since": "9999-12-31T23:00:00Z"}, "since"),
+        ({"since": "0001-01-01"}, "since"),
+        ({"since": "2025-03-10 21:00:00"}, "since"),
+        ({"since": "20250310"}, "since"),
         ({"patient": "42"}, "patient"),
         ({"outcome": "x"}, "outcome"),
     ],
@@ -214,9 +218,15 @@ def test_page_size_is_clamped_to_200(api, auditor, admin):
 
 
 @pytest.mark.django_db
-def test_bad_cursor_is_404_problem(api, auditor):
+def test_bad_cursor_is_400_naming_it(api, auditor):
     response = api(auditor).get(URL, {"cursor": "garbage"})
-    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert (response.status_code, body["code"], body["errors"]) == (
+        400,
+        "invalid",
+        {"cursor": ["Invalid cursor"]},
+    )
 
 
 @pytest.mark.django_db

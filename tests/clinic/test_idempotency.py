@@ -124,3 +124,29 @@ def test_keys_are_purged_after_the_ttl(admin, api):
     with time_machine.travel(timezone.now() + timedelta(hours=49)):
         purge_idempotency_keys()
     assert IdempotencyKey.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["", " ", "   ", "\t"])
+def test_an_empty_or_blank_key_is_400_not_no_key(admin, api, key):
+    """Taken as no key, a client whose key generator broke would create a duplicate on retry."""
+    client = api(admin)
+    for _attempt in range(2):
+        response = client.post("/api/v1/rooms/", {"name": "A"}, HTTP_IDEMPOTENCY_KEY=key)
+        assert response.status_code == 400, response.content
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["code"] == "invalid"
+    assert Room.objects.count() == 0
+    assert IdempotencyKey.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_json_body_nested_too_deeply_with_a_key_is_400(admin, api):
+    client = api(admin)
+    body = b"[" * 1000 + b"]" * 1000
+    for _attempt in range(2):
+        response = client.post(
+            "/api/v1/rooms/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="deep"
+        )
+        assert (response.status_code, response.json()["code"]) == (400, "invalid")
+    assert Room.objects.count() == 0

@@ -107,3 +107,45 @@ def test_every_response_carries_a_request_id(admin, api):
 def test_403_for_a_role_is_a_problem(make_user, clinic, api):
     user = make_user(Role.FRONT_DESK, clinic)
     assert_problem(api(user).post("/api/v1/rooms/", {"name": "R"}), 403, "permission_denied")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", [b"[" * 1000 + b"]" * 1000, b'{"a":' * 33 + b"1" + b"}" * 33])
+def test_a_body_nested_too_deeply_is_400_even_for_the_anonymous_login(body):
+    client = APIClient()
+    client.raise_request_exception = False
+    response = client.post("/api/v1/auth/token/", body, content_type="application/json")
+    problem = assert_problem(response, 400, "invalid")
+    assert problem["detail"] == "JSON parse error - nested more than 32 levels deep."
+
+
+@pytest.mark.django_db
+def test_a_body_nested_32_deep_is_parsed(admin, api):
+    body = '{"name": "R", "x": ' + "[" * 31 + "]" * 31 + "}"
+    response = api(admin).post("/api/v1/rooms/", body, content_type="application/json")
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", ["0", "-1", "2", "x", "1e3", str(10**30)])
+def test_a_page_that_does_not_exist_is_400_naming_it(admin, api, page):
+    response = api(admin).get("/api/v1/rooms/", {"page": page})
+    body = assert_problem(response, 400, "invalid")
+    assert list(body["errors"]) == ["page"]
+
+
+@pytest.mark.django_db
+def test_options_describes_the_view_without_building_its_body(provider, api):
+    from tests.factories import SessionFactory
+
+    session = SessionFactory(series__patient__clinic=provider.clinic)
+    response = api(provider).options(f"/api/v1/sessions/{session.id}/treatment/amendments/")
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "name": response.json()["name"],
+        "description": response.json()["description"],
+        "renders": ["application/json"],
+        "parses": ["application/json"],
+        "schema": "/api/schema/",
+    }
+    assert set(response["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "POST", "OPTIONS"}

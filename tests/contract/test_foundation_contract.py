@@ -694,7 +694,7 @@ ERROR_CASES: dict[str, tuple[Callable[[SimpleNamespace], object], int, str]] = {
     "role": (lambda c: c.front_desk.post(ROOMS, {"name": "A"}), 403, "permission_denied"),
     "unknown id": (lambda c: c.admin.get(f"{ROOMS}{uuid.uuid4()}/"), 404, "not_found"),
     "unknown url": (lambda c: c.admin.get("/api/v1/no-such-thing/"), 404, "not_found"),
-    "unknown page": (lambda c: c.admin.get(ROOMS, {"page": 99}), 404, "not_found"),
+    "unknown page": (lambda c: c.admin.get(ROOMS, {"page": 99}), 400, "invalid"),
     "method": (lambda c: c.admin.delete(CLINIC), 405, "method_not_allowed"),
     "not acceptable": (
         lambda c: c.admin.get(CLINIC, HTTP_ACCEPT="text/html"),

@@ -54,6 +54,10 @@ def test_register_patient_returns_the_record_with_a_normalised_phone(front_desk,
         ({"email": "", "email_opt_in": True}, "email_opt_in"),
         ({"date_of_birth": "2999-01-01"}, "date_of_birth"),
         ({"date_of_birth": "17/05/1990"}, "date_of_birth"),
+        ({"date_of_birth": "19900517"}, "date_of_birth"),
+        ({"date_of_birth": "1990-5-17"}, "date_of_birth"),
+        ({"date_of_birth": "0001-01-01"}, "date_of_birth"),
+        ({"date_of_birth": "1990-05-17T00:00:00Z"}, "date_of_birth"),
         ({"first_name": ""}, "first_name"),
     ],
 )
@@ -304,3 +308,24 @@ def test_eligibility_date_must_be_iso(front_desk, api):
     url = f"/api/v1/patients/{patient.id}/eligibility/"
     for bad in ("20260301", "2026-3-1", "03/01/2026"):
         assert api(front_desk).get(url, {"on": bad}).json()["code"] == "invalid"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("on", ["9999-12-31", "0001-01-01", "20260310", "2026-3-10"])
+def test_eligibility_on_a_hostile_date_is_400(front_desk, api, on):
+    patient = PatientFactory(clinic=front_desk.clinic)
+    response = api(front_desk).get(f"/api/v1/patients/{patient.id}/eligibility/", {"on": on})
+    assert response.status_code == 400, response.content
+    assert (response.json()["code"], list(response.json()["errors"])) == ("invalid", ["on"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "20250101", "2025-1-1"])
+def test_a_hostile_isotretinoin_date_is_400(front_desk, api, day):
+    patient = PatientFactory(clinic=front_desk.clinic)
+    response = api(front_desk).post(
+        f"/api/v1/patients/{patient.id}/screenings/", {"isotretinoin_last_dose_on": day}
+    )
+    assert response.status_code == 400, response.content
+    errors = response.json()["errors"]
+    assert (response.json()["code"], list(errors)) == ("invalid", ["isotretinoin_last_dose_on"])

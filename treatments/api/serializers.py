@@ -4,8 +4,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clinic.api.base import ClinicRelatedField
+from clinic.api.fields import DateField, DateTimeField, ModelSerializer
 from clinic.models import Handpiece
-from scheduling.api.serializers import AwareDateTimeField
 from treatments import gs1, rules
 from treatments.models import (
     AftercareTemplate,
@@ -35,7 +35,7 @@ class BarcodeField(serializers.CharField):
             raise serializers.ValidationError(exc.messages) from exc
 
 
-class TipLotSerializer(serializers.ModelSerializer):
+class TipLotSerializer(ModelSerializer):
     # Received by scanning the box: `barcode` in place of lot_number, expires_on and gtin.
     barcode = BarcodeField(
         write_only=True,
@@ -44,7 +44,7 @@ class TipLotSerializer(serializers.ModelSerializer):
         "in place of lot_number, expires_on and gtin.",
     )
     lot_number = serializers.CharField(max_length=64, required=False)
-    expires_on = serializers.DateField(required=False)
+    expires_on = DateField(required=False)
     quantity_received = serializers.IntegerField(min_value=1, max_value=rules.MAX_LOT_QUANTITY)
     gtin = serializers.RegexField(
         r"^\d{8}$|^\d{12,14}$", required=False, allow_blank=True, default=""
@@ -114,7 +114,7 @@ class AftercareStepSerializer(serializers.Serializer):
     instruction = serializers.CharField(max_length=rules.AFTERCARE_INSTRUCTION_MAX_LENGTH)
 
 
-class AftercareTemplateSerializer(serializers.ModelSerializer):
+class AftercareTemplateSerializer(ModelSerializer):
     steps = AftercareStepSerializer(many=True, allow_empty=False)
     is_default = serializers.BooleanField(required=False, default=False)
 
@@ -159,7 +159,7 @@ class TreatmentInputSerializer(serializers.Serializer):
     depth_override_reason = serializers.CharField(
         max_length=rules.REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
     )
-    performed_at = AwareDateTimeField(required=False, default=None)
+    performed_at = DateTimeField(required=False, default=None)
 
     def validate(self, attrs: dict) -> dict:
         if (attrs["tip_lot"] is None) == (attrs["tip_barcode"] is None):
@@ -184,13 +184,13 @@ class AmendmentInputSerializer(serializers.Serializer):
     )
 
 
-class AmendmentSerializer(serializers.ModelSerializer):
+class AmendmentSerializer(ModelSerializer):
     class Meta:
         model = TreatmentAmendment
         fields = ["id", "amended_at", "amended_by", "reason", "changes"]
 
 
-class TreatmentRecordSerializer(serializers.ModelSerializer):
+class TreatmentRecordSerializer(ModelSerializer):
     depths = DepthSerializer(many=True, read_only=True)
     amendments = AmendmentSerializer(many=True, read_only=True)
 
@@ -219,7 +219,7 @@ class TreatmentRecordSerializer(serializers.ModelSerializer):
 class ScanSerializer(serializers.Serializer):
     gtin = serializers.CharField()
     lot_number = serializers.CharField()
-    expires_on = serializers.DateField()
+    expires_on = DateField()
     serial_number = serializers.CharField(allow_null=True)
     tip_lot = TipLotSerializer(allow_null=True, help_text="The clinic's matching lot, or null.")
 
@@ -244,12 +244,12 @@ class AffectedPatientSerializer(serializers.Serializer):
 
 class RecallSerializer(serializers.Serializer):
     lot_number = serializers.CharField()
-    recalled_at = serializers.DateTimeField()
+    recalled_at = DateTimeField()
     affected_sessions = serializers.IntegerField(help_text="How many sessions used the lot.")
     affected_patients = AffectedPatientSerializer(many=True)
 
 
-class RecallNoticeSerializer(serializers.ModelSerializer):
+class RecallNoticeSerializer(ModelSerializer):
     tip_lot = serializers.UUIDField(source="tip_lot_id", read_only=True)
 
     class Meta:
