@@ -13,7 +13,6 @@ from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import (
     ArrayField,
-    DateTimeRangeField,
     RangeBoundary,
     RangeOperators,
 )
@@ -48,15 +47,12 @@ __all__ = [
 from scheduling.notifications.models import Notification
 
 # Working hours, time off and calendar feeds (the appointment book's frame).
-from scheduling.timetable import CalendarFeed, TimeOff, WorkingInterval  # noqa: F401
-
-
-class TsTzRange(models.Func):
-    """PostgreSQL's tstzrange(start, end, '[)'): a session holds [starts_at, ends_at), so two
-    back-to-back sessions (one ends at 10:00, the next starts at 10:00) do not overlap."""
-
-    function = "TSTZRANGE"
-    output_field = DateTimeRangeField()
+from scheduling.timetable import (  # noqa: F401
+    CalendarFeed,
+    TimeOff,
+    TsTzRange,
+    WorkingInterval,
+)
 
 
 class Series(models.Model):

@@ -11,7 +11,13 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
-from django.contrib.postgres.fields import IntegerRangeField, RangeOperators
+from django.contrib.postgres.fields import (
+    DateTimeRangeField,
+    IntegerRangeField,
+    RangeBoundary,
+    RangeOperators,
+)
+from django.contrib.postgres.indexes import GistIndex
 from django.db import models
 
 from clinic.models import Clinic, Room
@@ -20,6 +26,23 @@ from clinic.models import Clinic, Room
 class Int4Range(models.Func):
     function = "INT4RANGE"
     output_field = IntegerRangeField()
+
+
+class TsTzRange(models.Func):
+    """PostgreSQL's tstzrange(start, end, '[)'): a session holds [starts_at, ends_at), so two
+    back-to-back sessions (one ends at 10:00, the next starts at 10:00) do not overlap."""
+
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+
+def span() -> TsTzRange:
+    """A row's [starts_at, ends_at) as the GiST indexes hold it (the sessions' exclusion
+    constraints, time off's span indexes). "Overlaps [a, b)" is asked as
+    `.alias(span=span()).filter(span__overlap=(a, b))`, never as `ends_at > a AND starts_at < b`:
+    the GiST index then finds the few rows near [a, b), where the two comparisons make a
+    btree read every earlier row of the provider (years of sessions at a busy clinic)."""
+    return TsTzRange("starts_at", "ends_at", RangeBoundary())
 
 
 class WorkingInterval(models.Model):
@@ -103,6 +126,8 @@ class TimeOff(models.Model):
             models.Index(fields=["clinic", "starts_at"], name="scheduling_timeoff_clinic"),
             models.Index(fields=["provider", "starts_at"], name="scheduling_timeoff_provider"),
             models.Index(fields=["room", "starts_at"], name="scheduling_timeoff_room"),
+            GistIndex(span(), "provider", name="scheduling_timeoff_prov_span"),
+            GistIndex(span(), "room", name="scheduling_timeoff_room_span"),
         ]
 
     def __str__(self) -> str:

@@ -22,7 +22,7 @@ from clinic.models import Role, Room, User
 from scheduling import checks, slots
 from scheduling.errors import SessionsConflict
 from scheduling.models import ACTIVE_SESSION_STATUSES, Session
-from scheduling.timetable import CalendarFeed, TimeOff, WorkingInterval
+from scheduling.timetable import CalendarFeed, TimeOff, WorkingInterval, span
 
 
 def _require_provider(staff: User, field: str = "provider") -> None:
@@ -97,8 +97,8 @@ def create_time_off(
             room.pk if room is not None else None,
             shared=False,
         )
-        sessions = Session.objects.filter(
-            status__in=ACTIVE_SESSION_STATUSES, starts_at__lt=ends_at, ends_at__gt=starts_at
+        sessions = Session.objects.alias(span=span()).filter(
+            status__in=ACTIVE_SESSION_STATUSES, span__overlap=(starts_at, ends_at)
         )
         sessions = (
             sessions.filter(provider=provider)
