@@ -18,6 +18,8 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -83,6 +85,57 @@ def record(
     )
     event.save(force_insert=True)
     return event
+
+
+# Refusals written inside a transaction that an outer layer then rolls back (the idempotency
+# middleware undoes a refused request's effects) are written again after the rollback.
+_kept_refusals: ContextVar[list[AuditEvent] | None] = ContextVar("kept_refusals", default=None)
+
+
+def record_refusal(
+    *,
+    actor: User,
+    action: str,
+    code: str,
+    object_type: str,
+    object_id: Any,
+    patient_id: UUID | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """A refused action (outcome `denied`, the error's `code` in the detail).
+
+    Called by a service after its own transaction has rolled back, so the event outlives the
+    refused work; under `keeping_refusals` it also outlives an outer rollback."""
+    event = record(
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        patient_id=patient_id,
+        outcome=AuditOutcome.DENIED,
+        detail={"code": code, **(detail or {})},
+    )
+    kept = _kept_refusals.get()
+    if kept is not None and connection.in_atomic_block:
+        kept.append(event)
+    return event
+
+
+@contextmanager
+def keeping_refusals() -> Iterator[list[AuditEvent]]:
+    """Collect the refusals recorded inside; `restore_refusals` writes them again once the
+    transaction around them has been rolled back."""
+    kept: list[AuditEvent] = []
+    token = _kept_refusals.set(kept)
+    try:
+        yield kept
+    finally:
+        _kept_refusals.reset(token)
+
+
+def restore_refusals(events: Iterable[AuditEvent]) -> None:
+    for event in events:
+        event.save(force_insert=True)
 
 
 def record_reads(

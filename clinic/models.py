@@ -53,6 +53,8 @@ class Clinic(models.Model):
     default_interval_days = models.PositiveSmallIntegerField(default=30)
     isotretinoin_washout_months = models.PositiveSmallIntegerField(default=6)
     reminder_lead_hours = models.PositiveSmallIntegerField(default=24)
+    # Clinics re-confirm pregnancy, infection and open wounds on the day (domain.md).
+    day_of_attestation_required = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

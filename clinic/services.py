@@ -34,7 +34,7 @@ from clinic.errors import (
 from clinic.models import Clinic, Handpiece, IdempotencyKey, Room, User
 from clinic.rules import CLINIC_SETTING_RANGES, AuditOutcome, Role, clinic_setting_errors
 
-CLINIC_SETTINGS_FIELDS = ("name", "timezone", *CLINIC_SETTING_RANGES)
+CLINIC_SETTINGS_FIELDS = ("name", "timezone", *CLINIC_SETTING_RANGES, "day_of_attestation_required")
 
 
 def _validate_clinic_settings(clinic: Clinic) -> None:

@@ -197,7 +197,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Operation ids without the version prefix: a generated client has `patients_list`.
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
-    "ENUM_NAME_OVERRIDES": {},
+    # Stable names for enums the field names would not name well (a generated client's types).
+    "ENUM_NAME_OVERRIDES": {
+        "ScreeningWarningEnum": "patients.rules.WARNING_CODES",
+    },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer"},

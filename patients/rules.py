@@ -38,6 +38,15 @@ WARNING_ANSWERS: Mapping[str, str] = {
     "diabetes": "diabetes",
 }
 
+# Asked again on the day of a session, at check-in (clinic setting day_of_attestation_required):
+# answer -> reason code, as on the screening.
+DAY_OF_ATTESTATION_ANSWERS: Mapping[str, str] = {
+    answer: CONTRAINDICATION_ANSWERS[answer]
+    for answer in ("pregnant_or_nursing", "active_skin_infection", "open_wounds_in_area")
+}
+
+WARNING_CODES = tuple(WARNING_ANSWERS.values())
+
 NO_SCREENING = "no_screening"
 SCREENING_EXPIRED = "screening_expired"
 UNDER_MINIMUM_AGE = "under_minimum_age"
@@ -99,6 +108,28 @@ def screening_valid_until(screened_on: date, valid_days: int) -> date:
 def contraindications(answers: Mapping[str, object]) -> list[str]:
     """Hard stops named by the answers themselves (date-independent)."""
     return [code for answer, code in CONTRAINDICATION_ANSWERS.items() if answers.get(answer)]
+
+
+def contraindications_on(
+    standing: tuple[str, ...] | list[str], washout_ends_on: date | None, day: date
+) -> list[str]:
+    """Every contraindication that holds on `day`: the answers' own, and the isotretinoin
+    washout while it runs (what a screening's result lists for its own day)."""
+    holding = set(standing)
+    if washout_ends_on is not None and day < washout_ends_on:
+        holding.add(ISOTRETINOIN_WASHOUT)
+    return list(_ordered(holding))
+
+
+def standing_contraindications(stored: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The date-independent contraindications of a stored result: the washout is listed with
+    the screening day's result, but whether it blocks on another day is its end date's call."""
+    return tuple(code for code in stored if code != ISOTRETINOIN_WASHOUT)
+
+
+def attestation_reasons(answers: Mapping[str, object]) -> list[str]:
+    """The reasons a day-of attestation's answers give not to treat today (any "yes")."""
+    return [code for answer, code in DAY_OF_ATTESTATION_ANSWERS.items() if answers.get(answer)]
 
 
 def warnings(answers: Mapping[str, object]) -> list[str]:

@@ -41,7 +41,7 @@ def screening_facts(screening: Screening | None) -> rules.ScreeningFacts | None:
         return None
     return rules.ScreeningFacts(
         screened_on=screening.screened_on,
-        contraindications=tuple(screening.contraindications),
+        contraindications=rules.standing_contraindications(screening.contraindications),
         valid_until=screening.valid_until,
         washout_ends_on=screening.washout_ends_on,
     )

@@ -150,7 +150,10 @@ def record_screening(*, actor: User, patient: Patient, answers: dict[str, Any]) 
         screened_by=actor,
         **{k: v for k, v in answers.items() if k in SCREENING_ANSWERS},
         eligible=result.eligible,
-        contraindications=list(facts.contraindications),
+        # Listed as they hold on the screening day, the washout included while it runs.
+        contraindications=rules.contraindications_on(
+            facts.contraindications, facts.washout_ends_on, today
+        ),
         warnings=rules.warnings(answers),
         valid_until=facts.valid_until,
         washout_ends_on=facts.washout_ends_on,

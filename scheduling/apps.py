@@ -12,7 +12,7 @@ class SchedulingConfig(AppConfig):
         # flags change with their cause.
         from clinic.services import on_clinic_settings_changed
         from patients.services import on_eligibility_inputs_changed
-        from scheduling import services
+        from scheduling import flags
 
-        on_eligibility_inputs_changed(services.refresh_flags_for_patient)
-        on_clinic_settings_changed(services.refresh_flags_for_clinic)
+        on_eligibility_inputs_changed(flags.refresh_flags_for_patient)
+        on_clinic_settings_changed(flags.refresh_flags_for_clinic)

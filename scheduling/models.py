@@ -132,6 +132,15 @@ class Session(models.Model):
     flags = ArrayField(models.CharField(max_length=32), default=list, blank=True)
     cancel_reason = models.CharField(max_length=rules.CANCEL_REASON_MAX_LENGTH, blank=True)
     checked_in_at = models.DateTimeField(null=True, blank=True)
+    # The day-of attestation given at check-in (patients.rules.DAY_OF_ATTESTATION_ANSWERS):
+    # all of it or none, and never a "yes", since any "yes" refuses the check-in.
+    attested_at = models.DateTimeField(null=True, blank=True)
+    attested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    attested_pregnant_or_nursing = models.BooleanField(null=True, blank=True)
+    attested_active_skin_infection = models.BooleanField(null=True, blank=True)
+    attested_open_wounds_in_area = models.BooleanField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -155,6 +164,33 @@ class Session(models.Model):
             models.CheckConstraint(
                 name="scheduling_session_flags_only_when_open",
                 condition=models.Q(flags=[]) | models.Q(status__in=OPEN_SESSION_STATUSES),
+            ),
+            models.CheckConstraint(
+                name="scheduling_session_attestation_whole",
+                condition=models.Q(
+                    attested_at__isnull=True,
+                    attested_by__isnull=True,
+                    attested_pregnant_or_nursing__isnull=True,
+                    attested_active_skin_infection__isnull=True,
+                    attested_open_wounds_in_area__isnull=True,
+                )
+                | models.Q(
+                    attested_at__isnull=False,
+                    attested_by__isnull=False,
+                    checked_in_at__isnull=False,
+                    attested_pregnant_or_nursing__isnull=False,
+                    attested_active_skin_infection__isnull=False,
+                    attested_open_wounds_in_area__isnull=False,
+                ),
+            ),
+            models.CheckConstraint(
+                name="scheduling_session_attestation_clear",
+                condition=models.Q(attested_at__isnull=True)
+                | models.Q(
+                    attested_pregnant_or_nursing=False,
+                    attested_active_skin_infection=False,
+                    attested_open_wounds_in_area=False,
+                ),
             ),
             ExclusionConstraint(
                 name="scheduling_session_no_provider_overlap",
@@ -189,6 +225,19 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return f"Session {self.id} at {self.starts_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def attestation(self) -> dict[str, object] | None:
+        """The day-of attestation as the API shows it, or None."""
+        if self.attested_at is None:
+            return None
+        return {
+            "pregnant_or_nursing": self.attested_pregnant_or_nursing,
+            "active_skin_infection": self.attested_active_skin_infection,
+            "open_wounds_in_area": self.attested_open_wounds_in_area,
+            "attested_at": self.attested_at,
+            "attested_by": self.attested_by_id,
+        }
 
     @property
     def duration_minutes(self) -> int:

@@ -8,7 +8,7 @@ interval is a per-clinic setting passed in here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import TextChoices
 
@@ -64,13 +64,9 @@ OPEN_SESSION_STATUSES = (SessionStatus.BOOKED, SessionStatus.CHECKED_IN)
 
 # The whole state machine. Anything not listed is refused (409 invalid_state).
 TRANSITIONS: Mapping[str, frozenset[str]] = {
+    # Treatment happens in the chair: only a checked-in session is completed (v1 clarified).
     SessionStatus.BOOKED: frozenset(
-        {
-            SessionStatus.CHECKED_IN,
-            SessionStatus.CANCELLED,
-            SessionStatus.NO_SHOW,
-            SessionStatus.COMPLETED,
-        }
+        {SessionStatus.CHECKED_IN, SessionStatus.CANCELLED, SessionStatus.NO_SHOW}
     ),
     SessionStatus.CHECKED_IN: frozenset(
         {SessionStatus.COMPLETED, SessionStatus.CANCELLED, SessionStatus.NO_SHOW}
@@ -81,6 +77,12 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
 }
 # Only a booked session is moved: once the patient has checked in, the visit is under way.
 RESCHEDULABLE = frozenset({SessionStatus.BOOKED})
+
+
+def check_in_open(session_day_start: datetime, now: datetime) -> bool:
+    """Check-in is allowed from the start of the session's local day (the patient is in the
+    clinic on the day), never before."""
+    return now >= session_day_start
 
 
 def indication_allowed(indication: str, fitzpatrick_type: int) -> bool:

@@ -18,7 +18,7 @@ Concurrency is decided by PostgreSQL:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -32,9 +32,9 @@ from clinic.errors import DomainError, InvalidInput, InvalidState, error_for_int
 from clinic.models import Clinic, Room, User
 from patients import rules as patient_rules
 from patients import selectors as patient_selectors
-from patients.models import Patient, Screening
+from patients.models import Patient
 from scheduling import availability, checks, rules, slots
-from scheduling.errors import IndicationNotAllowed, SessionNotPlaced
+from scheduling.errors import IndicationNotAllowed, PatientNotEligible, SessionNotPlaced
 from scheduling.models import Series, Session
 from scheduling.rules import OPEN_SESSION_STATUSES, SeriesStatus, SessionStatus
 from scheduling.selectors import active_sessions_of_series
@@ -401,13 +401,67 @@ def _save_checked(session: Session, **save_kwargs: Any) -> None:
 # --- Status changes ---------------------------------------------------------------------------
 
 
-def check_in_session(*, actor: User, session: Session) -> Session:
+def check_in_session(
+    *, actor: User, session: Session, attestation: Mapping[str, bool | None] | None = None
+) -> Session:
+    """The patient is here: allowed from the start of the session's local day.
+
+    With the clinic's `day_of_attestation_required` on, the patient is asked again on the day
+    about pregnancy, infection and open wounds (patients.rules.DAY_OF_ATTESTATION_ANSWERS), all
+    three answered; any "yes" refuses (422 patient_not_eligible) and the session stays booked.
+    A refusal is audited (outcome denied), whatever rolls back around it."""
+    try:
+        return _check_in(actor=actor, session=session, attestation=dict(attestation or {}))
+    except DomainError as error:
+        audit.record_refusal(
+            actor=actor,
+            action="session.check_in",
+            code=error.code,
+            object_type="session",
+            object_id=session.pk,
+            patient_id=session.patient_id,
+            detail={"reasons": error.extra["reasons"]} if "reasons" in error.extra else None,
+        )
+        raise
+
+
+@transaction.atomic
+def _check_in(*, actor: User, session: Session, attestation: dict[str, bool | None]) -> Session:
+    # The session's state first (a finished session is told so, whatever the body says), then
+    # the answers' presence (400), then what they say (422).
+    clinic = Clinic.objects.get(pk=session.clinic_id)
+    status, starts_at = Session.objects.values_list("status", "starts_at").get(pk=session.pk)
+    if not rules.can_transition(status, SessionStatus.CHECKED_IN):
+        raise InvalidState(f"A {status} session cannot become {SessionStatus.CHECKED_IN}.")
+    now = timezone.now()
+    day_start, _end = clinic.day_bounds(clinic.local_date(starts_at))
+    if not rules.check_in_open(day_start, now):
+        raise InvalidState("Check-in opens on the session's day, from local midnight.")
+    answers = {name: attestation.get(name) for name in patient_rules.DAY_OF_ATTESTATION_ANSWERS}
+    missing = [name for name, answer in answers.items() if answer is None]
+    if clinic.day_of_attestation_required and missing:
+        raise InvalidInput(
+            {name: ["Required: the clinic asks this again on the day."] for name in missing}
+        )
+    reasons = patient_rules.attestation_reasons(answers)
+    if reasons:
+        raise PatientNotEligible(
+            reasons, "The patient's answers on the day rule treatment out today."
+        )
+    attested: dict[str, Any] = {}
+    if not missing:
+        attested = {
+            "attested_at": now,
+            "attested_by": actor,
+            **{f"attested_{name}": answer for name, answer in answers.items()},
+        }
     return _transition(
         actor=actor,
         session=session,
         target=SessionStatus.CHECKED_IN,
         action="session.check_in",
-        checked_in_at=timezone.now(),
+        checked_in_at=now,
+        **attested,
     )
 
 
@@ -432,7 +486,7 @@ def complete_session(*, actor: User, session: Session, performed_at: datetime) -
     """Mark a session treated; the series completes with its last planned session.
 
     Called by the treatments app when a treatment is recorded (scheduling never imports
-    treatments). Raises InvalidState unless the session is booked or checked in.
+    treatments). Raises InvalidState unless the session is checked in.
     """
     with transaction.atomic():
         session = _transition(
@@ -486,95 +540,3 @@ def _transition(
             patient_id=session.patient_id,
         )
         return Session.objects.get(pk=session.pk)
-
-
-# --- Flags ------------------------------------------------------------------------------------
-#
-# `Session.flags` is a cache of the eligibility rules applied to the session's local date. Its
-# inputs are the patient's date of birth, their latest screening, the session's time and the
-# clinic's time zone. Every service that changes one refreshes the cache in its own
-# transaction: booking and rescheduling set it (_check_booking), status changes clear it, and
-# the two entry points below are called by the lower apps' hooks (SchedulingConfig.ready()).
-# The notification scan's refresh_open_session_flags is only a safety net.
-
-# The clinic settings a session's flags depend on. Screening validity and washout are frozen
-# into each screening when it is recorded, so only the zone (the session's local date) counts.
-FLAG_INPUT_SETTINGS = frozenset({"timezone"})
-
-
-def refresh_flags(
-    *,
-    patient_id: UUID | None = None,
-    clinic_id: UUID | None = None,
-    session_ids: Iterable[UUID] | None = None,
-) -> dict[UUID, list[str]]:
-    """Recompute the flags of open sessions (one patient's, one clinic's, or the given ones).
-
-    Runs inside the caller's transaction when there is one (a screening being recorded), so
-    the flags change together with their cause. Returns the sessions whose flags changed, with
-    their new flags, for whoever needs to tell someone (the notification scan).
-    """
-    if patient_id is None and clinic_id is None and session_ids is None:
-        raise ValueError("refresh_flags needs a patient_id, a clinic_id or session_ids")
-    sessions = Session.objects.filter(status__in=OPEN_SESSION_STATUSES)
-    if patient_id is not None:
-        sessions = sessions.filter(patient_id=patient_id)
-    if clinic_id is not None:
-        sessions = sessions.filter(clinic_id=clinic_id)
-    if session_ids is not None:
-        sessions = sessions.filter(pk__in=list(session_ids))
-    with transaction.atomic():
-        rows = list(
-            sessions.select_for_update(no_key=True, of=("self",))
-            .select_related("patient", "clinic")
-            .order_by("id")
-        )
-        latest = _latest_screenings({row.patient_id for row in rows})
-        changed: list[Session] = []
-        now = timezone.now()
-        for row in rows:
-            result = patient_rules.eligibility_on(
-                date_of_birth=row.patient.date_of_birth,
-                screening=patient_selectors.screening_facts(latest.get(row.patient_id)),
-                on=row.clinic.local_date(row.starts_at),
-            )
-            flags = rules.session_flags(result.reasons)
-            if flags != row.flags:
-                row.flags = flags
-                row.updated_at = now
-                changed.append(row)
-        Session.objects.bulk_update(changed, ["flags", "updated_at"])
-        for row in changed:
-            audit.record(
-                actor=None,
-                actor_label="scheduling.refresh_flags",
-                clinic_id=row.clinic_id,
-                action="session.flags",
-                object_type="session",
-                object_id=row.id,
-                patient_id=row.patient_id,
-            )
-    return {row.id: row.flags for row in changed}
-
-
-def _latest_screenings(patient_ids: set[UUID]) -> dict[UUID, Screening]:
-    if not patient_ids:
-        return {}
-    latest = (
-        Screening.objects.filter(patient_id__in=patient_ids)
-        .order_by("patient_id", "-screened_at", "-id")
-        .distinct("patient_id")
-    )
-    return {screening.patient_id: screening for screening in latest}
-
-
-def refresh_flags_for_patient(patient_id: UUID) -> None:
-    """A patient's eligibility inputs changed (a screening, the date of birth): registered with
-    patients.services.on_eligibility_inputs_changed."""
-    refresh_flags(patient_id=patient_id)
-
-
-def refresh_flags_for_clinic(clinic: Clinic, changed_fields: frozenset[str]) -> None:
-    """A clinic's settings changed: registered with clinic.services.on_clinic_settings_changed."""
-    if changed_fields & FLAG_INPUT_SETTINGS:
-        refresh_flags(clinic_id=clinic.id)

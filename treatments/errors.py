@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from clinic.errors import Conflict, Unprocessable, invalid_field, register_constraint_error
 
 
@@ -64,3 +66,26 @@ template_name_taken = register_constraint_error(
     invalid_field("name", "A template with this name exists."),
 )
 register_constraint_error("treatments_treatmentrecord_serial_once", TipAlreadyUsed)
+
+
+class AttestationRequired(Unprocessable):
+    code = "attestation_required"
+    default_detail = (
+        "The clinic requires a day-of attestation at check-in, and this session has none."
+    )
+
+
+class WarningsNotAcknowledged(Unprocessable):
+    code = "warnings_not_acknowledged"
+    default_detail = "Acknowledge every warning of the patient's screening (acknowledged_warnings)."
+
+    def __init__(self, warnings: Sequence[str]) -> None:
+        super().__init__(f"Not acknowledged: {', '.join(warnings)}.", warnings=list(warnings))
+
+
+class ConsentRequired(Unprocessable):
+    code = "consent_required"
+    default_detail = "The patient has not signed the current version of a required consent form."
+
+    def __init__(self, consent_form_ids: Sequence[object]) -> None:
+        super().__init__(None, consent_forms=[str(i) for i in consent_form_ids])

@@ -45,6 +45,7 @@ HEADER = (
     "provider_name",
     "record_sequence",
     "record_hash",
+    "acknowledged_warnings",
 )
 
 # `depths` and `max_depth_mm` are the record's current values, after its amendments
@@ -70,7 +71,8 @@ SELECT
     d.max_depth_mm,
     coalesce(nullif(u.full_name, ''), u.username) AS provider_name,
     r.sequence AS record_sequence,
-    r.hash AS record_hash
+    r.hash AS record_hash,
+    nullif(array_to_string(r.acknowledged_warnings, ';'), '') AS acknowledged_warnings
 FROM treatments_treatmentrecord r
 JOIN scheduling_session s ON s.id = r.session_id
 JOIN treatments_tiplot l ON l.id = r.tip_lot_id

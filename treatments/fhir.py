@@ -151,6 +151,8 @@ def _procedure(record: TreatmentRecord, series_id: UUID, data: PatientRecords) -
     ]
     if override:
         note.append({"text": f"Depth above 1.5 mm, reason: {override}"})
+    if record.acknowledged_warnings:
+        note.append({"text": f"Warnings acknowledged: {', '.join(record.acknowledged_warnings)}"})
     if notes:
         note.append({"text": notes})
     amendments = list(record.amendments.all())

@@ -4,6 +4,7 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Value
@@ -132,6 +133,8 @@ class TreatmentRecord(models.Model):
     performed_at = models.DateTimeField()
     notes = models.TextField(blank=True)
     depth_override_reason = models.TextField(blank=True)
+    # The screening warnings the provider acknowledged before treating (patients.rules codes).
+    acknowledged_warnings = ArrayField(models.CharField(max_length=40), default=list, blank=True)
     recorded_at = models.DateTimeField(auto_now_add=True)
     # Tamper evidence: the clinic's records form one hash chain, hash = sha256(previous_hash ||
     # canonical JSON of the row and its depths), filled in by PostgreSQL at commit (trigger

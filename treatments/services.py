@@ -5,6 +5,7 @@ Each service owns its transaction, checks the rules, and writes its audit event.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -16,18 +17,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from clinic import audit
-from clinic.errors import InvalidInput, InvalidState
+from clinic.errors import DomainError, InvalidInput, InvalidState
 from clinic.models import Clinic, Handpiece, User
 from patients import selectors as patient_selectors
 from patients.models import Patient
-from scheduling import rules as scheduling_rules
 from scheduling import services as scheduling_services
 from scheduling.errors import PatientNotEligible
-from scheduling.models import Session
+from scheduling.models import Series, Session
 from scheduling.notifications import outbox
 from scheduling.notifications.models import NotificationKind
 from scheduling.rules import SessionStatus
-from treatments import rules, selectors
+from treatments import point_of_care, rules, selectors
 from treatments.errors import (
     DepthNotAllowed,
     SessionAlreadyRecorded,
@@ -251,47 +251,118 @@ def _snapshot_aftercare(record: TreatmentRecord) -> AftercarePlan:
     )
 
 
-@transaction.atomic
 def record_treatment(
     *,
     actor: User,
     session: Session,
-    tip_lot: TipLot,
     depths: list[tuple[str, Decimal]],
+    tip_lot: TipLot | None = None,
+    tip_barcode: Udi | None = None,
     handpiece: Handpiece | None = None,
     notes: str = "",
     depth_override_reason: str = "",
     performed_at: datetime | None = None,
-    serial_number: str | None = None,
+    acknowledged_warnings: Iterable[str] = (),
 ) -> TreatmentRecord:
     """Record what was done in a session; the session is completed, one cartridge is taken
     from the lot, and the clinic's aftercare plan is attached. All or nothing.
 
-    `serial_number` is the scanned cartridge's own serial (GS1 AI 21), used once per clinic."""
+    The cartridge is `tip_lot`, or the scanned `tip_barcode` (its lot by lot number, GTIN and
+    expiry; its serial, GS1 AI 21, stored and used once per clinic). Every refusal is audited
+    (outcome denied), whatever rolls back around it."""
+    try:
+        return _record_treatment(
+            actor=actor,
+            session=session,
+            depths=depths,
+            tip_lot=tip_lot,
+            tip_barcode=tip_barcode,
+            handpiece=handpiece,
+            notes=notes,
+            depth_override_reason=depth_override_reason,
+            performed_at=performed_at,
+            acknowledged_warnings=point_of_care.acknowledged(acknowledged_warnings),
+        )
+    except DomainError as error:
+        detail: dict[str, Any] = {
+            member: error.extra[member]
+            for member in ("reasons", "warnings", "consent_forms")
+            if member in error.extra
+        }
+        audit.record_refusal(
+            actor=actor,
+            action="treatment.record",
+            code=error.code,
+            object_type="session",
+            object_id=session.pk,
+            patient_id=session.patient_id,
+            detail=detail or None,
+        )
+        raise
+
+
+@transaction.atomic
+def _record_treatment(
+    *,
+    actor: User,
+    session: Session,
+    depths: list[tuple[str, Decimal]],
+    tip_lot: TipLot | None,
+    tip_barcode: Udi | None,
+    handpiece: Handpiece | None,
+    notes: str,
+    depth_override_reason: str,
+    performed_at: datetime | None,
+    acknowledged_warnings: list[str],
+) -> TreatmentRecord:
+    # The one lock order (scheduling.services): patient, then the session, then the series.
+    # The patient's row holds a new screening back until this treatment has committed; the
+    # series' row makes treatments of one series go one at a time, so the interval between
+    # actual treatment times is decided on committed ones.
+    patient = Patient.objects.select_for_update(no_key=True).get(pk=session.patient_id)
     session = (
-        Session.objects.select_for_update(of=("self",))
-        .select_related("clinic", "patient")
-        .get(pk=session.pk)
+        Session.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=session.pk)
     )
+    session.patient = patient
+    series = Series.objects.select_for_update(no_key=True).get(pk=session.series_id)
+    clinic = session.clinic
     if TreatmentRecord.objects.filter(session=session).exists():
         raise SessionAlreadyRecorded()
-    # Asked up front (complete_session decides it again, atomically) so a closed session is
-    # told so before any eligibility or lot answer.
-    if not scheduling_rules.can_transition(session.status, SessionStatus.COMPLETED):
-        raise InvalidState(f"A {session.status} session cannot be treated.")
+    # Asked up front (complete_session decides it again, atomically) so a session not in the
+    # chair is told so before any eligibility or lot answer.
+    if session.status != SessionStatus.CHECKED_IN:
+        raise InvalidState(
+            f"A {session.status} session cannot be treated: check the patient in first."
+            if session.status == SessionStatus.BOOKED
+            else f"A {session.status} session cannot be treated."
+        )
 
     now = timezone.now()
     performed_at = performed_at or now
     if performed_at > now + CLOCK_SKEW:
         raise InvalidInput({"performed_at": ["Must not be in the future."]})
-    performed_on = session.clinic.local_date(performed_at)
+    performed_on = clinic.local_date(performed_at)
+    session_on = clinic.local_date(session.starts_at)
+    if performed_on != session_on:
+        raise InvalidInput(
+            {"performed_at": [f"Must fall on the session's day ({session_on.isoformat()})."]}
+        )
     _check_depths(depths, depth_override_reason)
 
+    point_of_care.check_attestation(clinic, session)
     # Treatment always needs full eligibility, on the day it is done.
-    eligibility = patient_selectors.eligibility_on(session.patient, performed_on)
+    eligibility = patient_selectors.eligibility_on(patient, performed_on)
     if not eligibility.eligible:
         raise PatientNotEligible(eligibility.reasons)
+    point_of_care.check_interval(clinic, series, performed_on)
+    point_of_care.check_warnings(patient.pk, acknowledged_warnings)
 
+    serial_number = None
+    if tip_lot is None:
+        if tip_barcode is None:
+            raise InvalidInput({"tip_lot": ["Give the cartridge's tip_lot or its tip_barcode."]})
+        tip_lot = scanned_lot(clinic.pk, tip_barcode)
+        serial_number = tip_barcode.serial_number
     if tip_lot.recalled_at is not None:
         raise TipLotRecalled()
     if tip_lot.quarantined_at is not None:
@@ -321,6 +392,7 @@ def record_treatment(
         performed_at=performed_at,
         notes=notes,
         depth_override_reason=depth_override_reason,
+        acknowledged_warnings=acknowledged_warnings,
     )
     TreatmentDepth.objects.bulk_create(
         [TreatmentDepth(record=record, area=area, depth_mm=depth) for area, depth in depths]
@@ -333,7 +405,12 @@ def record_treatment(
         object_type="treatment_record",
         object_id=record.id,
         patient_id=session.patient_id,
-        detail={"session": str(session.id), "lot_number": tip_lot.lot_number},
+        detail={
+            "session": str(session.id),
+            "lot_number": tip_lot.lot_number,
+            # The audit chain makes the provider's acknowledgement tamper-evident.
+            "acknowledged_warnings": acknowledged_warnings,
+        },
     )
     return record
 

@@ -23,6 +23,7 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
+from clinic import audit
 from clinic.api.parsers import loads
 from clinic.api.problems import PROBLEM_CONTENT_TYPE, problem_body
 from clinic.models import IdempotencyKey
@@ -140,13 +141,16 @@ class IdempotencyMiddleware:
         request_fingerprint: str,
     ) -> HttpResponse:
         savepoint = transaction.savepoint()
-        response = view(request, *args, **kwargs)
+        with audit.keeping_refusals() as refusals:
+            response = view(request, *args, **kwargs)
         if hasattr(response, "render"):
             response.render()
         handled = getattr(request, HANDLER_REACHED, False)
         if handled and response.status_code >= 400:
-            # An error answer leaves no effect behind (it is stored, below, unless ours: 5xx).
+            # An error answer leaves no effect behind (it is stored, below, unless ours: 5xx),
+            # but the refusal's audit event stays.
             transaction.savepoint_rollback(savepoint)
+            audit.restore_refusals(refusals)
         else:
             transaction.savepoint_commit(savepoint)
         if not handled or response.status_code >= 500:

@@ -207,4 +207,18 @@ class ProblemSerializer(serializers.Serializer):
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()), required=False
     )
-    reasons = serializers.ListField(child=serializers.CharField(), required=False)
+    reasons = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="patient_not_eligible: the eligibility reason codes.",
+    )
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="warnings_not_acknowledged: the screening warning codes not acknowledged.",
+    )
+    consent_forms = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        help_text="consent_required: the ids of the consent form versions not signed.",
+    )

@@ -36,6 +36,27 @@ ERROR_DESCRIPTIONS = {
     500: "`server_error`",
 }
 
+# The codes an operation answers beyond the generic ones, by operation id, so a client knows
+# what to handle (the problem body's extension members are documented on the Problem schema).
+OPERATION_ERRORS = {
+    "sessions_check_in_create": {
+        400: "`invalid`: a day-of attestation answer is missing (`errors` names it) while the "
+        "clinic's `day_of_attestation_required` is on",
+        409: "`invalid_state`: the session is not booked, or its local day has not begun",
+        422: "`patient_not_eligible` (`reasons`): an attestation answer is yes; the session "
+        "stays booked",
+    },
+    "sessions_treatment_create": {
+        400: "`invalid`: bad body, `performed_at` in the future or not on the session's local "
+        "day, a depth off the SkinPen settings, an unknown warning code",
+        409: "`invalid_state` (the session is not checked in), `session_already_recorded`, "
+        "`tip_lot_exhausted`, `tip_already_used`",
+        422: "`attestation_required`, `patient_not_eligible` (`reasons`), "
+        "`interval_too_short`, `warnings_not_acknowledged` (`warnings`), `consent_required` "
+        "(`consent_forms`), `depth_not_allowed`, `tip_lot_expired`, `tip_lot_recalled`, "
+        "`tip_lot_quarantined`, `tip_lot_unknown`, `tip_lot_mismatch`",
+    },
+}
 
 # Sub-resources under a parent's path that are resources of their own in a client.
 SUBRESOURCE_TAGS = {
@@ -166,6 +187,8 @@ class ClinicAutoSchema(AutoSchema):
             response = self._get_response_for_code(
                 ProblemSerializer, str(status), [PROBLEM_CONTENT_TYPE], direction
             )
-            response["description"] = ERROR_DESCRIPTIONS.get(status, "error")
+            response["description"] = OPERATION_ERRORS.get(self.get_operation_id(), {}).get(
+                status, ERROR_DESCRIPTIONS.get(status, "error")
+            )
             responses[str(status)] = response
         return responses

@@ -60,6 +60,23 @@ class SeriesCancelSerializer(serializers.Serializer):
     )
 
 
+class AttestationSerializer(serializers.Serializer):
+    pregnant_or_nursing = serializers.BooleanField()
+    active_skin_infection = serializers.BooleanField()
+    open_wounds_in_area = serializers.BooleanField()
+    attested_at = DateTimeField()
+    attested_by = serializers.UUIDField(help_text="The staff member who checked the patient in.")
+
+
+class CheckInSerializer(serializers.Serializer):
+    """The day-of attestation: required when the clinic's day_of_attestation_required is on
+    (the service's rule); any true refuses the check-in (422 patient_not_eligible)."""
+
+    pregnant_or_nursing = serializers.BooleanField(required=False, allow_null=True, default=None)
+    active_skin_infection = serializers.BooleanField(required=False, allow_null=True, default=None)
+    open_wounds_in_area = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
 class SessionSerializer(ModelSerializer):
     number = serializers.IntegerField(
         read_only=True,
@@ -74,6 +91,10 @@ class SessionSerializer(ModelSerializer):
             "screening_expired: the latest screening will have lapsed by the session date "
             "(re-screen before it); not_eligible: something else blocks treatment on that date."
         ),
+    )
+
+    attestation = serializers.SerializerMethodField(
+        help_text="The day-of attestation given at check-in, or null."
     )
 
     class Meta:
@@ -92,8 +113,14 @@ class SessionSerializer(ModelSerializer):
             "flags",
             "cancel_reason",
             "checked_in_at",
+            "attestation",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(AttestationSerializer(allow_null=True))
+    def get_attestation(self, session: Session) -> dict | None:
+        attestation = session.attestation
+        return None if attestation is None else AttestationSerializer(attestation).data
 
 
 class BookingSerializer(serializers.Serializer):

@@ -10,6 +10,7 @@ from clinic.api.permissions import ALL_ROLES, CLINICAL_STAFF
 from scheduling import selectors, services
 from scheduling.api.serializers import (
     BookingSerializer,
+    CheckInSerializer,
     RescheduleSerializer,
     SeriesCancelSerializer,
     SeriesSerializer,
@@ -130,10 +131,15 @@ class SessionViewSet(PatientDataViewSet):
         )
         return self._respond(session)
 
-    @extend_schema(request=None, responses={200: SessionSerializer})
+    @extend_schema(request=CheckInSerializer, responses={200: SessionSerializer})
     @action(detail=True, methods=["post"], url_path="check-in")
     def check_in(self, request: Request, pk: str) -> Response:
-        session = services.check_in_session(actor=request.user, session=self.get_object())
+        session = self.get_object()  # 404 before 400
+        body = CheckInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        session = services.check_in_session(
+            actor=request.user, session=session, attestation=body.validated_data
+        )
         return self._respond(session)
 
     @extend_schema(request=None, responses={200: SessionSerializer})

@@ -13,7 +13,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRe
 from django.utils import timezone
 
 from clinic.models import Clinic
-from scheduling import services
+from scheduling import flags
 from scheduling.models import (
     ACTIVE_SESSION_STATUSES,
     OPEN_SESSION_STATUSES,
@@ -184,7 +184,7 @@ def queue_aftercare_checkins(now: datetime) -> int:
 
 
 def refresh_open_session_flags(now: datetime) -> int:
-    """Recompute the flags of every session still to come (scheduling.services.refresh_flags),
+    """Recompute the flags of every session still to come (scheduling.flags.refresh_flags),
     a chunk per transaction so no booking waits long on the row locks."""
     ids = list(
         Session.objects.filter(
@@ -197,7 +197,7 @@ def refresh_open_session_flags(now: datetime) -> int:
     )
     changed = 0
     for start in range(0, len(ids), FLAG_REFRESH_CHUNK):
-        changed += len(services.refresh_flags(session_ids=ids[start : start + FLAG_REFRESH_CHUNK]))
+        changed += len(flags.refresh_flags(session_ids=ids[start : start + FLAG_REFRESH_CHUNK]))
     return changed
 
 

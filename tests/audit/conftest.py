@@ -56,12 +56,25 @@ def make_record(clinic: Clinic, provider: User, front_desk: User) -> Callable[..
         handpiece=None,
         performer: User | None = None,
         notes: str = "Tolerated well.",
+        acknowledged_warnings: tuple[str, ...] = (),
     ) -> TreatmentRecord:
         # One transaction, like record_treatment: the record is chained with its depths.
         with transaction.atomic():
-            return _make(performed_at, lot, patient, series, depths, handpiece, performer, notes)
+            return _make(
+                performed_at,
+                lot,
+                patient,
+                series,
+                depths,
+                handpiece,
+                performer,
+                notes,
+                list(acknowledged_warnings),
+            )
 
-    def _make(performed_at, lot, patient, series, depths, handpiece, performer, notes):
+    def _make(
+        performed_at, lot, patient, series, depths, handpiece, performer, notes, acknowledged
+    ):
         performer = performer or provider
         patient = patient or (series.patient if series else PatientFactory(clinic=clinic))
         series = series or SeriesFactory(patient=patient, created_by=front_desk)
@@ -86,6 +99,7 @@ def make_record(clinic: Clinic, provider: User, front_desk: User) -> Callable[..
             handpiece_serial=handpiece.serial_number if handpiece else "",
             performed_at=performed_at,
             notes=notes,
+            acknowledged_warnings=acknowledged,
         )
         TreatmentDepth.objects.bulk_create(
             [TreatmentDepth(record=record, area=a, depth_mm=Decimal(d)) for a, d in depths]

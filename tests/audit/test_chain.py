@@ -13,10 +13,17 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from clinic import audit
-from clinic.models import AuditEvent, AuditOutcome
-from scheduling.models import Session, SessionStatus
+from clinic.models import AuditEvent, AuditOutcome, Role
+from scheduling.models import Session
 from tests.audit.conftest import seal
-from tests.factories import PatientFactory, ScreeningFactory, SeriesFactory, SessionFactory
+from tests.factories import (
+    PatientFactory,
+    ScreeningFactory,
+    SeriesFactory,
+    SessionFactory,
+    UserFactory,
+)
+from tests.factories.scheduling import checked_in_fields, starts_today
 from treatments import services as treatment_services
 from treatments.integrity import TREATMENT_CHAIN, record_canonical
 from treatments.models import TreatmentRecord
@@ -246,6 +253,7 @@ def test_twenty_concurrent_writers_make_one_unbroken_chain(
     """Twenty threads, each on its own connection, write events, bulk reads and a treatment
     (the service: a record, session and series events) at once. One chain each, no fork."""
     sessions = []
+    starts_at = next(starts_today(clinic))
     for _ in range(20):
         patient = PatientFactory(clinic=clinic)
         ScreeningFactory(
@@ -254,14 +262,14 @@ def test_twenty_concurrent_writers_make_one_unbroken_chain(
             screened_on=timezone.localdate(timezone=clinic.zone),
         )
         series = SeriesFactory(patient=patient, created_by=front_desk)
-        starts_at = timezone.now() - timedelta(minutes=30)
+        # One provider each: twenty hour-long sessions in the chair now, on the clinic's today.
         sessions.append(
             SessionFactory(
                 series=series,
-                provider=provider,
-                starts_at=starts_at - timedelta(hours=2 * len(sessions)),
-                ends_at=starts_at - timedelta(hours=2 * len(sessions)) + timedelta(hours=1),
-                status=SessionStatus.CHECKED_IN,
+                provider=UserFactory(clinic=clinic, role=Role.PROVIDER),
+                starts_at=starts_at,
+                ends_at=starts_at + timedelta(hours=1),
+                **checked_in_fields(front_desk),
                 created_by=front_desk,
             )
         )

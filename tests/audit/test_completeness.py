@@ -19,6 +19,7 @@ from tests.factories import (
     SessionFactory,
     UserFactory,
 )
+from tests.factories.scheduling import checked_in_fields, starts_today
 from treatments import services as treatment_services
 
 
@@ -31,13 +32,13 @@ def treated(clinic, provider, front_desk, lot, handpiece):
         screened_by=front_desk,
         screened_on=timezone.localdate(timezone=clinic.zone),
     )
-    now = timezone.now().replace(microsecond=0)
+    starts_at = next(starts_today(clinic))
     session = SessionFactory(
         series=SeriesFactory(patient=patient, created_by=front_desk),
         provider=provider,
-        starts_at=now - timedelta(minutes=30),
-        ends_at=now + timedelta(minutes=30),
-        status="checked_in",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=1),
+        **checked_in_fields(front_desk),
         created_by=front_desk,
     )
     return treatment_services.record_treatment(

@@ -20,6 +20,7 @@ CONTRACT_COLUMNS = (
 )
 HEADER = CONTRACT_COLUMNS + (
     ",treatment_id,gtin,depths,max_depth_mm,provider_name,record_sequence,record_hash"
+    ",acknowledged_warnings"  # v1.1
 )
 
 
@@ -44,6 +45,7 @@ def winter_and_summer(make_record, lot, handpiece, provider):
         datetime(2025, 7, 1, 14, 0, 0, 123456, tzinfo=UTC),
         lot=lot,
         depths=[("neck", "1.75")],
+        acknowledged_warnings=("keloid_history", "diabetes"),
     )
     seal()
     winter.refresh_from_db()
@@ -64,10 +66,11 @@ def test_the_csv_row_by_row(api, auditor, winter_and_summer, lot, provider):
         HEADER,
         f"2025-01-15T10:30:00-05:00,LOT-A1,{expires},{winter.session_id},"
         f"{winter.session.series_id},{winter.patient_id},{provider.id},SP-0042,{winter.id},"
-        f'00812345000019,cheeks:1.25;forehead:0.50,1.25,"Dr Ada Lovelace, MD",1,{winter.hash}',
+        f'00812345000019,cheeks:1.25;forehead:0.50,1.25,"Dr Ada Lovelace, MD",1,{winter.hash},',
         f"2025-07-01T10:00:00.123456-04:00,LOT-A1,{expires},{summer.session_id},"
         f"{summer.session.series_id},{summer.patient_id},{provider.id},,{summer.id},"
-        f'00812345000019,neck:1.75,1.75,"Dr Ada Lovelace, MD",2,{summer.hash}',
+        f'00812345000019,neck:1.75,1.75,"Dr Ada Lovelace, MD",2,{summer.hash},'
+        "keloid_history;diabetes",
     ]
     assert body(api(auditor).get(URL + "/")).startswith(CONTRACT_COLUMNS + ",")
 

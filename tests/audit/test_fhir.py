@@ -17,7 +17,12 @@ from fhir.resources.R4B.bundle import Bundle
 from clinic.models import AuditEvent, Role
 from scheduling.models import SessionStatus
 from tests.factories import PatientFactory, RoomFactory, ScreeningFactory
-from tests.factories.scheduling import SeriesFactory, SessionFactory
+from tests.factories.scheduling import (
+    SeriesFactory,
+    SessionFactory,
+    checked_in_fields,
+    starts_today,
+)
 from treatments import services as treatment_services
 
 
@@ -41,17 +46,20 @@ def programme(clinic, provider, front_desk, lot, handpiece):
         patient=patient,
         screened_by=front_desk,
         screened_on=timezone.localdate(timezone=clinic.zone),
+        keloid_history=True,
+        warnings=["keloid_history"],
     )
     series = SeriesFactory(patient=patient, created_by=front_desk, planned_sessions=3)
     empty = SeriesFactory(patient=patient, created_by=front_desk, indication="fine_lines_wrinkles")
     now = timezone.now().replace(microsecond=0)
+    starts_at = next(starts_today(clinic))
     treated = SessionFactory(
         series=series,
         provider=provider,
         room=RoomFactory(clinic=clinic, name="Room 1"),
-        starts_at=now - timedelta(minutes=30),
-        ends_at=now + timedelta(minutes=30),
-        status=SessionStatus.CHECKED_IN,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=1),
+        **checked_in_fields(front_desk),
         created_by=front_desk,
     )
     booked = SessionFactory(
@@ -78,6 +86,7 @@ def programme(clinic, provider, front_desk, lot, handpiece):
         depths=[("cheeks", Decimal("1.25")), ("forehead", Decimal("0.50"))],
         notes="Tolerated well.",
         performed_at=now,
+        acknowledged_warnings=["keloid_history"],
     )
     treatment_services.amend_treatment(
         actor=provider,
@@ -160,6 +169,7 @@ def test_the_bundle_is_valid_fhir_with_every_part(api, auditor, programme, clini
     assert [n["text"] for n in procedure["note"]] == [
         "Needle depth, cheeks: 1.25 mm",
         "Needle depth, forehead: 0.75 mm",  # the amended value
+        "Warnings acknowledged: keloid_history",
         "Tolerated well.",
         "Amended 1 time(s); latest reason: Forehead was 0.75",
     ]

@@ -152,6 +152,7 @@ def test_clinic_settings_update_returns_the_whole_clinic_and_is_audited(admin, a
         "default_interval_days": 30,
         "isotretinoin_washout_months": 6,
         "reminder_lead_hours": 24,
+        "day_of_attestation_required": True,
     }
     event = AuditEvent.objects.get(action="clinic.update")
     assert event.detail == {"fields": ["screening_valid_days", "timezone"]}

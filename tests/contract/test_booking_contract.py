@@ -24,6 +24,7 @@ from patients.models import Patient
 from scheduling.models import Series, SessionStatus
 from tests.contract.helpers import assert_ok, assert_problem, assert_uuid, instant
 from tests.factories import ScreeningFactory, SessionFactory
+from tests.factories.scheduling import ATTESTATION, starts_today
 
 PATIENTS = "/api/v1/patients/"
 SERIES = "/api/v1/series/"
@@ -174,6 +175,20 @@ def past_session(series_id: str, provider, *, starts_at: datetime, status: str) 
 
 
 # --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def booked_today(clinic, provider):
+    """booked_today(series_id): a booked session of the series on the clinic's today, where
+    check-in opens (v1.1); booking in the past is refused, so it is written directly."""
+    starts = starts_today(clinic)
+
+    def make(series_id: str) -> str:
+        return past_session(
+            series_id, provider, starts_at=next(starts), status=SessionStatus.BOOKED
+        )
+
+    return make
 
 
 @pytest.fixture
@@ -364,7 +379,7 @@ def test_a_booking_lasts_an_hour_by_default_and_needs_no_room(fd, series, provid
 
 @pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.PROVIDER, Role.ADMIN])
 def test_front_desk_provider_and_admin_book_and_manage_sessions(
-    staff_by_role, api, series, provider, at, role
+    staff_by_role, api, series, provider, at, role, booked_today
 ):
     client = api(staff_by_role[role])
     first = booked(client, series["id"], provider, at(3))
@@ -372,7 +387,9 @@ def test_front_desk_provider_and_admin_book_and_manage_sessions(
     third = booked(client, series["id"], provider, at(60))
     moved = assert_ok(action(client, first["id"], "reschedule", {"starts_at": at(4).isoformat()}))
     assert instant(moved["starts_at"]) == at(4)
-    assert assert_ok(action(client, first["id"], "check-in"))["status"] == "checked_in"
+    # Check-in opens on the session's own day (v1.1).
+    here = booked_today(series["id"])
+    assert assert_ok(action(client, here, "check-in", ATTESTATION))["status"] == "checked_in"
     assert assert_ok(action(client, second["id"], "cancel", {"reason": "Ill"}))["status"] == (
         "cancelled"
     )
@@ -803,21 +820,20 @@ def test_a_cancelled_or_no_show_session_is_finished_409_invalid_state(
     assert get_session(fd, session["id"])["status"] == ended["status"]
 
 
-def test_a_checked_in_session_can_be_cancelled_or_marked_no_show(fd, series, provider, at):
-    first = booked(fd, series["id"], provider, at(3))
-    second = booked(fd, series["id"], provider, at(30))
+def test_a_checked_in_session_can_be_cancelled_or_marked_no_show(fd, series, booked_today):
+    first, second = booked_today(series["id"]), booked_today(series["id"])
     for session in (first, second):
-        assert assert_ok(action(fd, session["id"], "check-in"))["status"] == "checked_in"
-    assert assert_ok(action(fd, first["id"], "cancel", {"reason": "Felt unwell"}))["status"] == (
+        assert assert_ok(action(fd, session, "check-in", ATTESTATION))["status"] == "checked_in"
+    assert assert_ok(action(fd, first, "cancel", {"reason": "Felt unwell"}))["status"] == (
         "cancelled"
     )
-    assert assert_ok(action(fd, second["id"], "no-show"))["status"] == "no_show"
+    assert assert_ok(action(fd, second, "no-show"))["status"] == "no_show"
 
 
-def test_checking_in_twice_is_409_invalid_state(fd, series, provider, at):
-    session = booked(fd, series["id"], provider, at(3))
-    assert_ok(action(fd, session["id"], "check-in"))
-    assert_problem(action(fd, session["id"], "check-in"), 409, "invalid_state")
+def test_checking_in_twice_is_409_invalid_state(fd, series, booked_today):
+    session = booked_today(series["id"])
+    assert_ok(action(fd, session, "check-in", ATTESTATION))
+    assert_problem(action(fd, session, "check-in", ATTESTATION), 409, "invalid_state")
 
 
 # --- series cancel -----------------------------------------------------------------------------

@@ -49,6 +49,7 @@ DEFAULT_SETTINGS = {
     "default_interval_days": 30,
     "isotretinoin_washout_months": 6,
     "reminder_lead_hours": 24,
+    "day_of_attestation_required": True,  # v1.1
 }
 
 pytestmark = pytest.mark.django_db
@@ -291,6 +292,7 @@ def test_admin_patches_every_clinic_setting(admin, api, clinic):
         "default_interval_days": 42,
         "isotretinoin_washout_months": 12,
         "reminder_lead_hours": 48,
+        "day_of_attestation_required": False,
     }
     client = api(admin)
     response = client.patch(CLINIC, changes, format="json")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from patients.models import Patient
 from scheduling.models import Series, SessionStatus
 from tests.contract.helpers import PROBLEM, assert_ok, assert_problem, assert_uuid, instant
 from tests.factories import ScreeningFactory, SessionFactory
+from tests.factories.scheduling import ATTESTATION, starts_today
 
 PATIENTS = "/api/v1/patients/"
 SERIES = "/api/v1/series/"
@@ -207,17 +208,23 @@ def eligible_patient(fd):
 
 
 @pytest.fixture
-def make_session(fd, provider, eligible_patient):
-    """A session of an eligible patient that started half an hour ago (each further one two
-    hours earlier), checked in through the API unless asked not to. Booking in the past is
-    refused, so the session row itself is written directly; its series and patient come from
-    the API."""
-    made = itertools.count()
+def make_session(fd, clinic, provider, eligible_patient):
+    """A session of an eligible patient on the clinic's today (tests.factories.starts_today:
+    half an hour ago, each further one two hours earlier), checked in through the API unless
+    asked not to. Booking in the past is refused, so the session row itself is written
+    directly; its series and patient come from the API."""
+    starts = starts_today(clinic)
 
-    def make(*, series: dict | None = None, patient: dict | None = None, check_in=True) -> dict:
+    def make(
+        *,
+        series: dict | None = None,
+        patient: dict | None = None,
+        check_in=True,
+        starts_at: datetime | None = None,
+    ) -> dict:
         if series is None:
             series = create_series(fd, (patient or eligible_patient())["id"])
-        starts_at = timezone.now().replace(microsecond=0) - timedelta(minutes=30 + 120 * next(made))
+        starts_at = starts_at or next(starts)
         session = SessionFactory(
             series=Series.objects.get(pk=series["id"]),
             provider=provider,
@@ -227,9 +234,9 @@ def make_session(fd, provider, eligible_patient):
             created_by=provider,
         )
         if check_in:
-            assert assert_ok(fd.post(f"{SESSIONS}{session.id}/check-in/"))["status"] == (
-                "checked_in"
-            )
+            assert assert_ok(
+                fd.post(f"{SESSIONS}{session.id}/check-in/", ATTESTATION, format="json")
+            )["status"] == ("checked_in")
         return assert_ok(fd.get(f"{SESSIONS}{session.id}/"))
 
     return make
@@ -348,11 +355,13 @@ def test_the_record_names_the_handpiece_and_keeps_a_given_performed_at(prov, adm
     assert instant(record["performed_at"]) == performed_at
 
 
-def test_a_booked_session_not_yet_checked_in_can_be_treated(prov, fd, make_session, lot):
+def test_a_booked_session_not_yet_checked_in_is_409_invalid_state(prov, fd, make_session, lot):
+    # v1 clarified: treatment happens in the chair, after check-in.
     session = make_session(check_in=False)
     assert session["status"] == "booked"
-    treated(prov, session["id"], lot)
-    assert session_status(fd, session["id"]) == "completed"
+    assert_problem(treat(prov, session["id"], lot), 409, "invalid_state")
+    assert session_status(fd, session["id"]) == "booked"
+    assert lot_now(prov, lot["id"])["quantity_used"] == 0
 
 
 def test_a_performed_at_in_the_future_is_400_invalid(prov, fd, session, lot):
@@ -607,12 +616,16 @@ def test_only_admin_recalls(staff_by_role, api, prov, lot, role):
 
 
 def test_the_series_completes_when_its_last_planned_session_is_treated(
-    prov, fd, eligible_patient, make_session, lot
+    prov, fd, clinic, eligible_patient, make_session, lot
 ):
     series = create_series(fd, eligible_patient()["id"], planned_sessions=3)
-    sessions = [make_session(series=series) for _ in range(3)]
+    # The series' sessions are treated on their own days, its interval apart (v1 clarified).
+    first = next(starts_today(clinic))
+    sessions = [
+        make_session(series=series, starts_at=first - timedelta(days=days)) for days in (60, 30, 0)
+    ]
     for done, session in enumerate(sessions[:2], start=1):
-        treated(prov, session["id"], lot)
+        treated(prov, session["id"], lot, performed_at=session["starts_at"])
         body = assert_ok(fd.get(f"{SERIES}{series['id']}/"))
         assert (body["status"], body["sessions_completed"]) == ("active", done)
     treated(prov, sessions[2]["id"], lot)
@@ -766,7 +779,7 @@ def elsewhere(api, make_user, other_clinic):
     patient = create_patient(their_fd)
     screen(their_fd, patient["id"])
     series = create_series(their_fd, patient["id"])
-    starts_at = timezone.now().replace(microsecond=0) - timedelta(minutes=20)
+    starts_at = next(starts_today(other_clinic))
     session = SessionFactory(
         series=Series.objects.get(pk=series["id"]),
         provider=their_provider,
@@ -774,6 +787,7 @@ def elsewhere(api, make_user, other_clinic):
         ends_at=starts_at + timedelta(hours=1),
         created_by=their_provider,
     )
+    assert_ok(their_fd.post(f"{SESSIONS}{session.id}/check-in/", ATTESTATION, format="json"))
     lot = received(their_prov, lot_number="THEIRS-1")
     treated(their_prov, str(session.id), lot)
     untreated = SessionFactory(

@@ -197,10 +197,24 @@ def test_screening_result_is_computed_and_stored(front_desk, api):
     assert body["screened_at"].startswith("2026-03-10T15:00:00")
     assert {k: body[k] for k in ("eligible", "contraindications", "warnings")} == {
         "eligible": False,
-        "contraindications": [],
+        # v1.1: the washout is listed while it runs on the screening day ...
+        "contraindications": ["isotretinoin_washout"],
         "warnings": ["keloid_history"],
     }
+    # ... and eligible_from is still the day it ends.
     assert (body["valid_until"], body["eligible_from"]) == ("2026-06-08", "2026-07-20")
+    # The listed washout blocks only while it runs: from its end, only the expiry is left.
+    client = api(front_desk)
+    path = f"/api/v1/patients/{patient.id}/eligibility/"
+    with time_machine.travel(timezone.datetime(2026, 3, 10, 15, tzinfo=datetime.UTC)):
+        assert [
+            client.get(path, {"on": day}).json()["reasons"]
+            for day in ("2026-06-01", "2026-07-19", "2026-07-20")
+        ] == [
+            ["isotretinoin_washout"],
+            ["screening_expired", "isotretinoin_washout"],
+            ["screening_expired"],
+        ]
 
     # A later change of the clinic's settings never rewrites a recorded screening.
     clinic.screening_valid_days = 30

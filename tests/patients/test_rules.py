@@ -257,3 +257,52 @@ def test_eligible_from_is_never_after_a_day_eligible(dob, screening, on):
     result = check(dob, screening, on)
     if result.eligible:
         assert result.eligible_from is not None and result.eligible_from <= on
+
+
+def test_a_screenings_day_lists_the_washout_while_it_runs():
+    ends = date(2026, 7, 20)
+    assert rules.contraindications_on(("pregnant_or_nursing",), ends, date(2026, 7, 19)) == [
+        "pregnant_or_nursing",
+        "isotretinoin_washout",
+    ]
+    assert rules.contraindications_on((), ends, ends) == []
+    assert rules.contraindications_on((), None, date(2026, 7, 19)) == []
+
+
+def test_a_stored_washout_is_not_a_standing_contraindication():
+    assert rules.standing_contraindications(["open_wounds", "isotretinoin_washout"]) == (
+        "open_wounds",
+    )
+    # So eligibility after the washout's end, and eligible_from, are the washout end's call.
+    screening = facts(
+        contraindications=rules.standing_contraindications(["isotretinoin_washout"]),
+        washout_ends_on=date(2026, 2, 1),
+    )
+    result = rules.eligibility_on(
+        date_of_birth=date(1990, 1, 1), screening=screening, on=date(2026, 2, 1)
+    )
+    assert (result.eligible, result.reasons, result.eligible_from) == (
+        True,
+        (),
+        date(2026, 2, 1),
+    )
+
+
+@pytest.mark.parametrize(
+    ("answers", "reasons"),
+    [
+        ({}, []),
+        ({"pregnant_or_nursing": False, "active_skin_infection": False}, []),
+        ({"open_wounds_in_area": True}, ["open_wounds"]),
+        (
+            {
+                "pregnant_or_nursing": True,
+                "active_skin_infection": True,
+                "open_wounds_in_area": True,
+            },
+            ["pregnant_or_nursing", "active_skin_infection", "open_wounds"],
+        ),
+    ],
+)
+def test_day_of_attestation_reasons(answers, reasons):
+    assert rules.attestation_reasons(answers) == reasons

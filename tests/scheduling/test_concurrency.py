@@ -139,11 +139,17 @@ def test_a_series_never_takes_more_than_its_planned_sessions(clients, many_provi
 @pytest.mark.django_db(transaction=True)
 def test_racing_status_changes_have_one_winner(clients, many_series, provider, at):
     from tests.factories import SessionFactory
+    from tests.factories.scheduling import ATTESTATION
 
-    session = SessionFactory(series=many_series(1)[0], provider=provider, starts_at=at(2))
+    # Today (check-in opens on the session's day), 23:00 local.
+    session = SessionFactory(series=many_series(1)[0], provider=provider, starts_at=at(0, 23))
     actions = ["check-in", "cancel", "no-show"] * 7
     calls = [
-        (lambda c=client, a=action: c.post(f"/api/v1/sessions/{session.id}/{a}/"))
+        (
+            lambda c=client, a=action: c.post(
+                f"/api/v1/sessions/{session.id}/{a}/", ATTESTATION, format="json"
+            )
+        )
         for client, action in zip(clients(len(actions)), actions, strict=True)
     ]
     outcome = race(calls)

@@ -13,7 +13,7 @@ ALLOWED = {
     ("booked", "checked_in"),
     ("booked", "cancelled"),
     ("booked", "no_show"),
-    ("booked", "completed"),
+    # Treatment only in the chair: a booked session is checked in before it is completed.
     ("checked_in", "completed"),
     ("checked_in", "cancelled"),
     ("checked_in", "no_show"),
@@ -28,7 +28,7 @@ def test_state_machine_table(current, target):
 
 def test_sources_of_each_target():
     assert rules.sources_of("checked_in") == {"booked"}
-    assert rules.sources_of("completed") == {"booked", "checked_in"}
+    assert rules.sources_of("completed") == {"checked_in"}
     assert rules.sources_of("cancelled") == {"booked", "checked_in"}
     assert rules.sources_of("no_show") == {"booked", "checked_in"}
     assert rules.sources_of("booked") == frozenset()
@@ -141,3 +141,10 @@ def test_next_due_on():
 )
 def test_a_local_day_runs_from_local_midnight_to_local_midnight(day, start, end):
     assert local_day_bounds(day, ZoneInfo("America/New_York")) == (start, end)
+
+
+def test_check_in_opens_at_the_start_of_the_sessions_local_day():
+    start, _end = local_day_bounds(date(2026, 3, 8), ZoneInfo("America/New_York"))
+    assert rules.check_in_open(start, start) is True
+    assert rules.check_in_open(start, datetime(2026, 3, 8, 4, 59, 59, tzinfo=UTC)) is False
+    assert rules.check_in_open(start, datetime(2026, 3, 8, 5, tzinfo=UTC)) is True

@@ -16,6 +16,7 @@ from clinic.models import AuditEvent, Role
 from scheduling import services
 from scheduling.models import Series, Session
 from tests.factories import PatientFactory, SeriesFactory, SessionFactory
+from tests.factories.scheduling import ATTESTATION
 
 STATUSES = ["booked", "checked_in", "completed", "cancelled", "no_show"]
 # (action, from status) -> resulting status; every other pair is 409 invalid_state.
@@ -33,9 +34,14 @@ MOVES = {
 @pytest.mark.parametrize("action", ["check-in", "cancel", "no-show", "reschedule"])
 @pytest.mark.parametrize("status", STATUSES)
 def test_state_machine(front_desk, api, series, at, action, status):
-    session = SessionFactory(series=series, starts_at=at(3), status=status)
-    body = {"starts_at": at(4).isoformat()} if action == "reschedule" else {}
-    response = api(front_desk).post(f"/api/v1/sessions/{session.id}/{action}/", body)
+    # Check-in opens on the session's own day (today, 23:00 local, is always that day).
+    starts_at = at(0, 23) if action == "check-in" else at(3)
+    session = SessionFactory(series=series, starts_at=starts_at, status=status)
+    body = {
+        "check-in": ATTESTATION,
+        "reschedule": {"starts_at": at(4).isoformat()},
+    }.get(action, {})
+    response = api(front_desk).post(f"/api/v1/sessions/{session.id}/{action}/", body, format="json")
     session.refresh_from_db()
     if (action, status) in MOVES:
         assert response.status_code == 200, response.content
@@ -48,9 +54,16 @@ def test_state_machine(front_desk, api, series, at, action, status):
 @pytest.mark.django_db
 def test_check_in_and_cancel_record_when_and_why(front_desk, api, series, at):
     client = api(front_desk)
-    session = SessionFactory(series=series, starts_at=at(3), flags=["screening_expired"])
-    body = client.post(f"/api/v1/sessions/{session.id}/check-in/").json()
+    session = SessionFactory(series=series, starts_at=at(0, 23), flags=["screening_expired"])
+    body = client.post(
+        f"/api/v1/sessions/{session.id}/check-in/", ATTESTATION, format="json"
+    ).json()
     assert body["checked_in_at"] is not None
+    assert body["attestation"] == {
+        **ATTESTATION,
+        "attested_at": body["checked_in_at"],
+        "attested_by": str(front_desk.id),
+    }
     assert body["flags"] == ["screening_expired"]
     body = client.post(
         f"/api/v1/sessions/{session.id}/cancel/", {"reason": "Feeling unwell"}
@@ -146,7 +159,10 @@ def test_reschedule_may_change_provider_and_room(front_desk, api, series, at, ro
 def test_complete_session_completes_the_series_with_its_last_planned_session(
     front_desk, series, at
 ):
-    sessions = [SessionFactory(series=series, starts_at=at(d)) for d in (1, 30)]
+    # Only a checked-in session is completed (v1 clarified).
+    sessions = [
+        SessionFactory(series=series, starts_at=at(d), status="checked_in") for d in (1, 30)
+    ]
     last = SessionFactory(series=series, starts_at=at(60), status="checked_in")
     now = timezone.now()
     for session in sessions:
@@ -261,6 +277,10 @@ def test_roles(staff_by_role, api, series, at, role):
     client = api(user)
     provider = staff_by_role[Role.PROVIDER]
     session = SessionFactory(series=series, starts_at=at(2))
+    # Of another series of the patient (the interval), today (check-in opens on the day).
+    todays = SessionFactory(
+        series=SeriesFactory(patient=series.patient, created_by=user), starts_at=at(0, 23)
+    )
     writes = [
         client.post(
             "/api/v1/sessions/",
@@ -271,7 +291,7 @@ def test_roles(staff_by_role, api, series, at, role):
             },
         ),
         client.post(f"/api/v1/sessions/{session.id}/reschedule/", {"starts_at": at(3).isoformat()}),
-        client.post(f"/api/v1/sessions/{session.id}/check-in/"),
+        client.post(f"/api/v1/sessions/{todays.id}/check-in/", ATTESTATION, format="json"),
         client.post(f"/api/v1/sessions/{session.id}/no-show/"),
     ]
     reads = [client.get("/api/v1/sessions/"), client.get(f"/api/v1/sessions/{session.id}/")]

@@ -1,7 +1,6 @@
 """Set-up for treatment tests: a provider, a checked-in session of an eligible patient, and a
 lot of cartridges."""
 
-import itertools
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -9,18 +8,25 @@ import pytest
 from django.utils import timezone
 
 from clinic.models import User
-from scheduling.models import Session, SessionStatus
+from scheduling.models import Session
 from tests.factories import PatientFactory, ScreeningFactory
-from tests.factories.scheduling import SeriesFactory, SessionFactory
+from tests.factories.scheduling import (
+    SeriesFactory,
+    SessionFactory,
+    checked_in_fields,
+    starts_today,
+)
 from tests.factories.treatments import TipLotFactory
 from treatments.models import TipLot
 
 
 @pytest.fixture
 def make_session(clinic, provider: User, front_desk: User) -> Callable[..., Session]:
-    """A checked-in session of an eligible patient; the first started half an hour ago, each
-    further one two hours before the last (one provider cannot be in two places)."""
-    made = itertools.count()
+    """A checked-in session of an eligible patient on the clinic's today; the first started
+    half an hour ago, each further one two hours before the last (one provider cannot be in two
+    places; tests.factories.scheduling.starts_today). Checked in with a clear day-of
+    attestation; `starts_at` (with `ends_at`) places it elsewhere."""
+    starts = starts_today(clinic)
 
     def make(patient=None, **kwargs) -> Session:
         if patient is None:
@@ -31,13 +37,13 @@ def make_session(clinic, provider: User, front_desk: User) -> Callable[..., Sess
                 screened_on=timezone.localdate(timezone=clinic.zone),
             )
         series = kwargs.pop("series", None) or SeriesFactory(patient=patient, created_by=front_desk)
-        starts_at = timezone.now().replace(microsecond=0) - timedelta(minutes=30 + 120 * next(made))
+        starts_at = kwargs.pop("starts_at", None) or next(starts)
         defaults = {
             "series": series,
             "provider": provider,
             "starts_at": starts_at,
             "ends_at": starts_at + timedelta(hours=1),
-            "status": SessionStatus.CHECKED_IN,
+            **checked_in_fields(front_desk),
             "created_by": front_desk,
         }
         return SessionFactory(**{**defaults, **kwargs})

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from clinic.models import AuditEvent, Role
 from scheduling.models import SeriesStatus, SessionStatus
-from tests.factories import HandpieceFactory, ScreeningFactory
+from tests.factories import HandpieceFactory, ScreeningFactory, UserFactory
+from tests.factories.scheduling import starts_today
 from tests.factories.treatments import TipLotFactory
 from tests.treatments.conftest import treatment_body
 from treatments import rules
@@ -45,6 +46,7 @@ def test_record_a_treatment(provider, session, lot, api):
         "performed_at": body["performed_at"],
         "provider": str(provider.id),
         "recorded_at": body["recorded_at"],
+        "acknowledged_warnings": [],
         "amendments": [],
     }
     session.refresh_from_db()
@@ -262,6 +264,7 @@ def test_without_a_template_the_plan_uses_the_defaults(provider, session, lot, a
 def test_the_last_planned_session_completes_the_series(provider, make_session, lot, api):
     first = make_session()
     series = first.series
+    # Treated on their own days, the series' interval apart.
     others = [
         make_session(
             patient=series.patient,
@@ -269,11 +272,14 @@ def test_the_last_planned_session_completes_the_series(provider, make_session, l
             starts_at=first.starts_at - timedelta(days=30 * n),
             ends_at=first.starts_at - timedelta(days=30 * n) + timedelta(hours=1),
         )
-        for n in (1, 2)
+        for n in (2, 1)
     ]
     client = api(provider)
-    for session in [*others, first]:
-        assert client.post(url(session), treatment_body(lot)).status_code == 201
+    for session in others:
+        on_its_day = (session.starts_at + timedelta(minutes=10)).isoformat()
+        response = client.post(url(session), treatment_body(lot, performed_at=on_its_day))
+        assert response.status_code == 201, response.content
+    assert client.post(url(first), treatment_body(lot)).status_code == 201
     series.refresh_from_db()
     assert series.status == SeriesStatus.COMPLETED
 
@@ -281,7 +287,16 @@ def test_the_last_planned_session_completes_the_series(provider, make_session, l
 @pytest.mark.django_db(transaction=True)
 def test_thirty_concurrent_recordings_against_five_cartridges(provider, make_session, clinic, api):
     lot = TipLotFactory(clinic=clinic, received_by=provider, quantity_received=5)
-    sessions = [make_session() for _ in range(30)]
+    # Thirty patients in thirty chairs now, each session with its own provider on the books.
+    starts_at = next(starts_today(clinic))
+    sessions = [
+        make_session(
+            provider=UserFactory(clinic=clinic, role=Role.PROVIDER),
+            starts_at=starts_at,
+            ends_at=starts_at + timedelta(hours=1),
+        )
+        for _ in range(30)
+    ]
     clients = [api(provider) for _ in sessions]
 
     def record(pair):

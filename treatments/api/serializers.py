@@ -6,6 +6,7 @@ from rest_framework import serializers
 from clinic.api.base import ClinicRelatedField
 from clinic.api.fields import DateField, DateTimeField, ModelSerializer
 from clinic.models import Handpiece
+from patients.rules import WARNING_CODES
 from treatments import gs1, rules
 from treatments.models import (
     AftercareTemplate,
@@ -160,6 +161,13 @@ class TreatmentInputSerializer(serializers.Serializer):
         max_length=rules.REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
     )
     performed_at = DateTimeField(required=False, default=None)
+    acknowledged_warnings = serializers.ListField(
+        child=serializers.ChoiceField(choices=WARNING_CODES),
+        required=False,
+        default=list,
+        help_text="Every warning of the patient's screening in force, acknowledged by the "
+        "provider (else 422 warnings_not_acknowledged).",
+    )
 
     def validate(self, attrs: dict) -> dict:
         if (attrs["tip_lot"] is None) == (attrs["tip_barcode"] is None):
@@ -212,6 +220,7 @@ class TreatmentRecordSerializer(ModelSerializer):
             "performed_at",
             "provider",
             "recorded_at",
+            "acknowledged_warnings",
             "amendments",
         ]
 

@@ -195,19 +195,17 @@ class SessionTreatmentViewSet(ClinicScopedViewSet):
         body = TreatmentInputSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        udi = data["tip_barcode"]
-        # A scanned cartridge names its lot by lot number, GTIN and expiry.
-        tip_lot = data["tip_lot"] or services.scanned_lot(session.clinic_id, udi)
-        record = services.record_treatment(
+        services.record_treatment(
             actor=request.user,
             session=session,
-            tip_lot=tip_lot,
-            serial_number=udi.serial_number if udi else None,
+            tip_lot=data["tip_lot"],
+            tip_barcode=data["tip_barcode"],
             handpiece=data["handpiece"],
             depths=[(d["area"], d["depth_mm"]) for d in data["depths"]],
             notes=data["notes"],
             depth_override_reason=data["depth_override_reason"],
             performed_at=data["performed_at"],
+            acknowledged_warnings=data["acknowledged_warnings"],
         )
         record = selectors.record_of_session(session.clinic_id, session.id)
         return Response(TreatmentRecordSerializer(record).data, status=201)
