@@ -10,7 +10,6 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from clinic.models import Role
-from scheduling.models import SessionStatus
 from tests.factories import (
     HandpieceFactory,
     PatientFactory,
@@ -20,6 +19,7 @@ from tests.factories import (
     SessionFactory,
     TipLotFactory,
 )
+from tests.factories.scheduling import checked_in_fields, starts_today
 from treatments.models import AftercareTemplate, RecallNotice
 
 PROBLEM = "application/problem+json"
@@ -48,13 +48,13 @@ def world(clinic, admin, front_desk, provider, api):
         screened_on=timezone.localdate(timezone=clinic.zone),
     )
     series = SeriesFactory(patient=patient, created_by=front_desk)
-    starts_at = timezone.now().replace(microsecond=0) - timedelta(minutes=30)
+    starts_at = next(starts_today(clinic))
     session = SessionFactory(
         series=series,
         provider=provider,
         starts_at=starts_at,
         ends_at=starts_at + timedelta(hours=1),
-        status=SessionStatus.CHECKED_IN,
+        **checked_in_fields(front_desk),
         created_by=front_desk,
     )
     lot = TipLotFactory(clinic=clinic, received_by=provider, quantity_received=10)
