@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('clinic', '0006_day_of_attestation_required'),
         ('patients', '0003_screening_washout_listed'),
-        ('scheduling', '0004_notification_to_staff'),
+        ('scheduling', '0005_timeoff_span_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
