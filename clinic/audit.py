@@ -3,8 +3,9 @@
 Services call `record` inside their transaction; views call `record_reads` for reads of patient
 data. Neither computes a hash: PostgreSQL chains each clinic's events at COMMIT (trigger
 `clinic_auditevent_chain`, migration clinic/0003), under a per-clinic advisory lock held only
-for the commit, in insertion order. Treatment records are chained the same way
-(treatments/integrity.py).
+for the commit, in insertion order, once per transaction and clinic (migration clinic/0006: the
+first trigger call chains all of the transaction's events in one UPDATE). Treatment records are
+chained the same way, one per transaction (treatments/integrity.py).
 
 A chain link is `hash = sha256(previous_hash || canonical)`, `previous_hash` of sequence 1 being
 64 zeros, where `canonical` is PostgreSQL's jsonb text of the row's content. This module
