@@ -3,7 +3,7 @@
 Services call `record` inside their transaction; views call `record_reads` for reads of patient
 data. Neither computes a hash: PostgreSQL chains each clinic's events at COMMIT (trigger
 `clinic_auditevent_chain`, migration clinic/0003), under a per-clinic advisory lock held only
-for the commit, in insertion order, once per transaction and clinic (migration clinic/0006: the
+for the commit, in insertion order, once per transaction and clinic (migration clinic/0007: the
 first trigger call chains all of the transaction's events in one UPDATE). Treatment records are
 chained the same way, one per transaction (treatments/integrity.py).
 

@@ -1,4 +1,4 @@
-"""The audit chain is sealed once per transaction and clinic (migration clinic/0006): the first
+"""The audit chain is sealed once per transaction and clinic (migration clinic/0007): the first
 seal call of a transaction chains every event the transaction wrote for that clinic, in the
 order written, and the later calls find their rows sealed. These pin the cases that sealing in
 one go could get wrong: savepoints, a rolled-back savepoint, two clinics interleaved, and

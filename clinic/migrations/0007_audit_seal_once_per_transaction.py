@@ -118,7 +118,7 @@ ALTER TABLE clinic_auditevent DROP COLUMN written_order, DROP COLUMN written_in;
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clinic", "0005_audit_checkpoints"),
+        ("clinic", "0006_day_of_attestation_required"),
     ]
 
     operations = [migrations.RunSQL(SQL, REVERSE_SQL)]
