@@ -197,9 +197,12 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Operation ids without the version prefix: a generated client has `patients_list`.
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
-    # Stable names for enums the field names would not name well (a generated client's types).
+    # Stable names for enums the field names would not name well (a generated client's types),
+    # or that share a field name (`status`, `action`) with other enums.
     "ENUM_NAME_OVERRIDES": {
         "ScreeningWarningEnum": "patients.rules.WARNING_CODES",
+        "WebhookEventTypeEnum": "scheduling.webhooks.rules.WebhookEventType",
+        "WebhookDeliveryStatusEnum": "scheduling.webhooks.rules.PUBLIC_DELIVERY_STATUSES",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
@@ -312,6 +315,28 @@ NOTIFICATION_RETRY_MAX_SECONDS = env.int("NOTIFICATION_RETRY_MAX_SECONDS", defau
 NOTIFICATION_CLAIM_TIMEOUT_SECONDS = env.int("NOTIFICATION_CLAIM_TIMEOUT_SECONDS", default=300)
 # How many due rows one task sends before it hands the rest to a fresh task.
 NOTIFICATION_SEND_BATCH = env.int("NOTIFICATION_SEND_BATCH", default=500)
+
+# --- Webhooks (scheduling/webhooks/) -----------------------------------------------------------
+# In production (DEBUG off and this false) a webhook URL must be https and must not resolve to a
+# loopback, private, link-local or reserved address, checked at registration and at each send.
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=not PRODUCTION)
+# Connect, write and read, each; redirects are never followed.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Tries in all; the first retry WEBHOOK_RETRY_BASE_SECONDS after the first failure, doubling.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
+# A delivery claimed this long ago whose sender never reported back is reclaimed by the scan.
+WEBHOOK_CLAIM_TIMEOUT_SECONDS = env.int("WEBHOOK_CLAIM_TIMEOUT_SECONDS", default=120)
+# The beat's scan: how often, how many due deliveries at most, for how long at most.
+WEBHOOK_SCAN_SECONDS = env.int("WEBHOOK_SCAN_SECONDS", default=30)
+WEBHOOK_SEND_BATCH = env.int("WEBHOOK_SEND_BATCH", default=200)
+WEBHOOK_SCAN_BUDGET_SECONDS = env.float("WEBHOOK_SCAN_BUDGET_SECONDS", default=120.0)
+CELERY_BEAT_SCHEDULE["scheduling.scan_webhooks"] = {
+    "task": "scheduling.scan_webhooks",
+    "schedule": float(WEBHOOK_SCAN_SECONDS),
+    "options": {"expires": float(WEBHOOK_SCAN_SECONDS)},
+}
 
 # --- Logging -----------------------------------------------------------------------------------
 LOGGING = {

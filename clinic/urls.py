@@ -17,6 +17,7 @@ api_v1 = [
     path("", include("patients.api.urls")),
     path("", include("scheduling.api.urls")),
     path("", include("scheduling.api.notification_urls")),
+    path("", include("scheduling.api.integration_urls")),
     path("", include("treatments.api.urls")),
 ]
 

@@ -40,6 +40,8 @@ __all__ = [
     "Session",
     "SessionFlag",
     "SessionStatus",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
 
 # The notification outbox's model lives with its services (scheduling.notifications); importing
@@ -53,6 +55,9 @@ from scheduling.timetable import (  # noqa: F401
     TsTzRange,
     WorkingInterval,
 )
+
+# Webhook endpoints and their delivery outbox (scheduling.webhooks).
+from scheduling.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
 class Series(models.Model):

@@ -38,6 +38,8 @@ from scheduling.errors import IndicationNotAllowed, PatientNotEligible, SessionN
 from scheduling.models import Series, Session
 from scheduling.rules import OPEN_SESSION_STATUSES, SeriesStatus, SessionStatus
 from scheduling.selectors import active_sessions_of_series
+from scheduling.webhooks import outbox as webhooks
+from scheduling.webhooks.rules import WebhookEventType as Event
 
 # Tries of one insert after PostgreSQL aborted it to break a tie between two bookings.
 DEADLOCK_RETRIES = 2
@@ -112,13 +114,13 @@ def cancel_series(*, actor: User, series: Series, reason: str = "") -> Series:
     # before, and its session is cancelled here, or waits and then finds the series cancelled.
     _lock_patient(series.patient_id)
     now = timezone.now()
-    ids = list(
+    cancelled = list(
         Session.objects.filter(series_id=series.pk, status__in=OPEN_SESSION_STATUSES)
         .filter(starts_at__gt=now)
         .select_for_update(no_key=True)
         .order_by("id")
-        .values_list("id", flat=True)
     )
+    ids = [session.pk for session in cancelled]
     series = Series.objects.select_for_update(no_key=True).get(pk=series.pk)
     if series.status != SeriesStatus.ACTIVE:
         raise InvalidState(f"The series is {series.status}.")
@@ -141,6 +143,8 @@ def cancel_series(*, actor: User, series: Series, reason: str = "") -> Series:
             patient_id=series.patient_id,
             detail={"via": "series.cancel"},
         )
+    for session in cancelled:
+        webhooks.emit_session(Event.SESSION_CANCELLED, session)
     audit.record(
         actor=actor,
         action="series.cancel",
@@ -205,6 +209,7 @@ def book_session(
             patient_id=session.patient_id,
             detail={"series": str(series.id), "starts_at": session.starts_at.isoformat()},
         )
+        webhooks.emit_session(Event.SESSION_BOOKED, session)
     return session
 
 
@@ -268,6 +273,7 @@ def book_series(
                     "via": "series.book",
                 },
             )
+            webhooks.emit_session(Event.SESSION_BOOKED, session)
             sessions.append(session)
     return sessions
 
@@ -310,6 +316,7 @@ def reschedule_session(
             patient_id=session.patient_id,
             detail={"from": old_starts_at.isoformat(), "to": session.starts_at.isoformat()},
         )
+        webhooks.emit_session(Event.SESSION_RESCHEDULED, session)
     return session
 
 
@@ -460,6 +467,7 @@ def _check_in(*, actor: User, session: Session, attestation: dict[str, bool | No
         session=session,
         target=SessionStatus.CHECKED_IN,
         action="session.check_in",
+        event=Event.SESSION_CHECKED_IN,
         checked_in_at=now,
         **attested,
     )
@@ -471,6 +479,7 @@ def cancel_session(*, actor: User, session: Session, reason: str = "") -> Sessio
         session=session,
         target=SessionStatus.CANCELLED,
         action="session.cancel",
+        event=Event.SESSION_CANCELLED,
         cancel_reason=reason,
         cancelled_at=timezone.now(),
     )
@@ -478,7 +487,11 @@ def cancel_session(*, actor: User, session: Session, reason: str = "") -> Sessio
 
 def mark_no_show(*, actor: User, session: Session) -> Session:
     return _transition(
-        actor=actor, session=session, target=SessionStatus.NO_SHOW, action="session.no_show"
+        actor=actor,
+        session=session,
+        target=SessionStatus.NO_SHOW,
+        action="session.no_show",
+        event=Event.SESSION_NO_SHOW,
     )
 
 
@@ -494,6 +507,7 @@ def complete_session(*, actor: User, session: Session, performed_at: datetime) -
             session=session,
             target=SessionStatus.COMPLETED,
             action="session.complete",
+            event=Event.SESSION_COMPLETED,
             completed_at=performed_at,
         )
         # Locked after the session (the one lock order): of two last sessions completed at
@@ -511,11 +525,17 @@ def complete_session(*, actor: User, session: Session, performed_at: datetime) -
                 object_id=series.id,
                 patient_id=series.patient_id,
             )
+            webhooks.emit(
+                Event.SERIES_COMPLETED,
+                clinic_id=series.clinic_id,
+                subject_id=series.pk,
+                patient=series.patient_id,
+            )
     return session
 
 
 def _transition(
-    *, actor: User, session: Session, target: str, action: str, **changes: Any
+    *, actor: User, session: Session, target: str, action: str, event: str, **changes: Any
 ) -> Session:
     """Move a session to `target` if, and only if, its current status allows it.
 
@@ -539,4 +559,6 @@ def _transition(
             object_id=session.pk,
             patient_id=session.patient_id,
         )
-        return Session.objects.get(pk=session.pk)
+        session = Session.objects.get(pk=session.pk)
+        webhooks.emit_session(event, session)
+        return session

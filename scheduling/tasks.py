@@ -13,6 +13,7 @@ from uuid import UUID
 from celery import shared_task
 
 from scheduling.notifications import scans, sender
+from scheduling.webhooks import sender as webhook_sender
 
 logger = logging.getLogger(__name__)
 
@@ -44,4 +45,26 @@ def scan_notifications() -> dict[str, int]:
     """The beat's scan: create due notifications, refresh flags, reclaim, send."""
     result = scans.scan()
     logger.info("notification scan: %s", result)
+    return result
+
+
+@shared_task(name="scheduling.send_webhook")
+def send_webhook(*, delivery_id: str) -> str:
+    """Send one webhook delivery, if it is still pending and due."""
+    try:
+        pk = UUID(delivery_id)
+    except ValueError:
+        logger.warning("send_webhook: %r is not a delivery id", delivery_id)
+        return webhook_sender.MISSING
+    outcome = webhook_sender.send(pk)
+    if outcome == webhook_sender.MISSING:
+        logger.info("webhook delivery %s is gone; nothing to send", pk)
+    return outcome
+
+
+@shared_task(name="scheduling.scan_webhooks")
+def scan_webhooks() -> dict[str, int]:
+    """The beat's webhook scan: reclaim stuck deliveries, send what is due."""
+    result = webhook_sender.scan()
+    logger.info("webhook scan: %s", result)
     return result

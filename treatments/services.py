@@ -27,6 +27,8 @@ from scheduling.models import Series, Session
 from scheduling.notifications import outbox
 from scheduling.notifications.models import NotificationKind
 from scheduling.rules import SessionStatus
+from scheduling.webhooks import outbox as webhooks
+from scheduling.webhooks.rules import WebhookEventType as Event
 from treatments import point_of_care, rules, selectors
 from treatments.errors import (
     DepthNotAllowed,
@@ -412,6 +414,16 @@ def _record_treatment(
             "acknowledged_warnings": acknowledged_warnings,
         },
     )
+    webhooks.emit(
+        Event.TREATMENT_RECORDED,
+        clinic_id=session.clinic_id,
+        subject_id=record.pk,
+        session=session.pk,
+        series=session.series_id,
+        patient=session.patient_id,
+        provider=actor.pk,
+        tip_lot=tip_lot.pk,
+    )
     return record
 
 
@@ -453,6 +465,14 @@ def amend_treatment(
         object_id=record.id,
         patient_id=record.patient_id,
         detail={"amendment": str(amendment.id), "fields": sorted(changes)},
+    )
+    webhooks.emit(
+        Event.TREATMENT_AMENDED,
+        clinic_id=record.clinic_id,
+        subject_id=record.pk,
+        amendment=amendment.pk,
+        session=record.session_id,
+        patient=record.patient_id,
     )
     return amendment
 
@@ -508,6 +528,7 @@ def recall_tip_lot(*, actor: User, lot: TipLot, reason: str) -> Recall:
             "affected_patients": len(recall.affected_patients),
         },
     )
+    webhooks.emit(Event.TIP_LOT_RECALLED, clinic_id=lot.clinic_id, subject_id=lot.pk)
     return recall
 
 

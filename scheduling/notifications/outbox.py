@@ -144,8 +144,12 @@ def publish(notification_ids: Iterable[UUID]) -> int:
     return published
 
 
-def publish_tasks(calls: list[tuple[str, dict[str, Any]]]) -> int:
+def publish_tasks(
+    calls: list[tuple[str, dict[str, Any]]], *, countdown: float | None = None
+) -> int:
     """Publish (task name, kwargs) pairs on one broker connection; never raises.
+
+    `countdown`: each task runs no sooner than this many seconds from now (a retry's backoff).
 
     Reads the broker settings at call time and gives up at the first refusal, without the
     usual reconnect retries: a request must not wait for Redis, and the scan finds any row
@@ -159,7 +163,7 @@ def publish_tasks(calls: list[tuple[str, dict[str, Any]]]) -> int:
             transport_options={**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "max_retries": 0},
         ) as broker:
             for name, kwargs in calls:
-                celery_app.send_task(name, kwargs=kwargs, connection=broker)
+                celery_app.send_task(name, kwargs=kwargs, connection=broker, countdown=countdown)
                 published += 1
     except Exception:
         logger.warning("publishing to the broker failed", exc_info=True)
