@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic.api.base import ClinicScopedViewSet
+from clinic.api.fields import ModelSerializer
 from clinic.api.permissions import ADMIN, AUDIT_READERS
 from scheduling.webhooks import services
 from scheduling.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -22,7 +23,7 @@ from scheduling.webhooks.rules import (
 )
 
 
-class WebhookSerializer(serializers.ModelSerializer):
+class WebhookSerializer(ModelSerializer):
     url = serializers.URLField(max_length=URL_MAX_LENGTH)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEventType.choices), allow_empty=False
@@ -50,7 +51,7 @@ class DeliveryStatusField(serializers.CharField):
         return WebhookDeliveryStatus.PENDING if value == WebhookDeliveryStatus.SENDING else value
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(ModelSerializer):
     status = DeliveryStatusField(read_only=True)
     webhook_id = serializers.CharField(
         source="message_id", read_only=True, help_text="The webhook-id header, on every try."

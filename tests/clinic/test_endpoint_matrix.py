@@ -32,6 +32,7 @@ from tests.factories import (
 )
 from tests.factories.notifications import NotificationFactory
 from tests.factories.treatments import TipLotFactory
+from tests.factories.webhooks import WebhookDeliveryFactory, WebhookEndpointFactory
 from treatments.models import (
     AftercarePlan,
     AftercareTemplate,
@@ -109,6 +110,14 @@ ROUTES: dict[str, tuple[str | None, dict[str, frozenset[str]]]] = {
     "/api/v1/aftercare-templates/{id}/": (
         "aftercare_template",
         {"get": EVERYONE, "patch": frozenset({A})},
+    ),
+    # Webhooks: auditors read (never the secret), only admins write (contract, v1.1).
+    "/api/v1/webhooks/": (None, {"get": AUDIT, "post": frozenset({A})}),
+    "/api/v1/webhooks/{id}/": ("webhook", {"get": AUDIT, "delete": frozenset({A})}),
+    "/api/v1/webhooks/{id}/deliveries/": ("webhook", {"get": AUDIT}),
+    "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver/": (
+        "webhook",
+        {"post": frozenset({A})},
     ),
     "/api/v1/exports/tip-usage.csv": (None, {"get": AUDIT}),
     "/api/v1/exports/tip-usage.csv/": (None, {"get": AUDIT}),
@@ -224,6 +233,8 @@ def world(clinic, other_clinic, make_user) -> dict[str, Any]:
         lot_number=lot.lot_number,
     )  # fmt: skip
     notification = NotificationFactory(patient=patient)
+    webhook = WebhookEndpointFactory(clinic=clinic, created_by=admin)
+    delivery = WebhookDeliveryFactory(endpoint=webhook, status="failed")
     secret = timetable_services.rotate_calendar_feed(actor=admin, staff=provider)
     ids = {
         "provider": provider.id,
@@ -239,6 +250,8 @@ def world(clinic, other_clinic, make_user) -> dict[str, Any]:
         "notification": notification.id,
         "aftercare_template": template.id,
         "feed_secret": secret,
+        "webhook": webhook.id,
+        "webhook_delivery": delivery.id,
     }
     return {"ids": ids, "users": users, "strangers": strangers}
 
@@ -268,6 +281,7 @@ def _call(client: APIClient, method: str, path: str) -> tuple[int, str, bytes]:
 def _concrete(path: str, kind: str | None, ids: dict[str, Any]) -> str:
     if kind is None:
         return path
+    path = path.replace("{delivery_id}", str(ids["webhook_delivery"]))
     return path.replace("{id}", str(ids[kind])).replace("{secret}", str(ids[kind]))
 
 
