@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('clinic', '0004_login_progressive_delay'),
-        ('scheduling', '0005_timeoff_span_indexes'),
+        ('scheduling', '0006_session_attestation'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
