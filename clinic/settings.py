@@ -60,7 +60,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_guid.middleware.guid_middleware",
+    # Outside ProblemDetailsMiddleware, so the problem bodies it makes get the header too.
+    "clinic.middleware.NoStoreMiddleware",
     "clinic.middleware.ProblemDetailsMiddleware",
+    "clinic.middleware.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -178,6 +181,11 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="SkinPen clinic")
 
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 
+# A database or broker that does not answer: 503 `service_unavailable` with this Retry-After.
+SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int(
+    "SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5
+)
+
 # Phone numbers typed without a +country code are read in this region (ISO 3166 code).
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="US")
 
@@ -210,6 +218,7 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "SECURITY": [{"bearerAuth": []}],
+    "PREPROCESSING_HOOKS": ["clinic.api.schema.keep_literal_dollar"],
 }
 
 DJANGO_GUID = {

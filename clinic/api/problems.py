@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
+import redis
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django_guid import get_guid
+from kombu.exceptions import OperationalError as BrokerOperationalError
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -80,6 +84,38 @@ def problem_response(
     )
 
 
+# --- Outages: a part that does not answer is 503 with Retry-After, never a 500 ---------------
+
+
+def unavailable_part(exc: BaseException | None) -> str | None:
+    """The part of the service an exception says is not answering ("database", "broker"), or
+    None for anything else (a bug, answered 500).
+
+    PostgreSQL stopped, restarted (its connections terminated) or unreachable raises Django's
+    OperationalError or InterfaceError (a connection already closed); so do a statement timeout,
+    a deadlock and a serialization failure, which a retry also cures."""
+    while exc is not None:
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            return "database"
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, BrokerOperationalError)):
+            return "broker"
+        exc = exc.__cause__
+    return None
+
+
+def unavailable_body(part: str) -> dict[str, Any]:
+    return problem_body(
+        503,
+        "service_unavailable",
+        f"The {part} is not answering. Retry in a few seconds.",
+        **{part: "unavailable"},
+    )
+
+
+def retry_after() -> str:
+    return str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS)
+
+
 def _field_errors(data: Any) -> dict[str, list[str]]:
     """DRF's nested error structures flattened to {"field": ["message"]}, dotted for nesting."""
     out: dict[str, list[str]] = {}
@@ -105,6 +141,13 @@ def _field_errors(data: Any) -> dict[str, list[str]]:
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     # Whatever went wrong, nothing the request started is committed.
     set_rollback()
+
+    part = unavailable_part(exc)
+    if part is not None:
+        logger.warning("%s not answering: %s", part, exc)
+        response = Response(unavailable_body(part), status=503, content_type=PROBLEM_CONTENT_TYPE)
+        response["Retry-After"] = retry_after()
+        return response
 
     if isinstance(exc, IntegrityError):
         mapped = error_for_integrity_error(exc)
@@ -193,7 +236,18 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Json
 
 
 def handler500(request: HttpRequest) -> JsonResponse:
+    # Django calls this while handling the exception (from a middleware, or a view that is not
+    # DRF's): an outage there is a 503 too.
+    part = unavailable_part(sys.exc_info()[1])
+    if part is not None:
+        return service_unavailable(part)
     return _json_problem(500, request_id=get_guid())
+
+
+def service_unavailable(part: str) -> JsonResponse:
+    response = JsonResponse(unavailable_body(part), status=503, content_type=PROBLEM_CONTENT_TYPE)
+    response["Retry-After"] = retry_after()
+    return response
 
 
 class ProblemSerializer(serializers.Serializer):

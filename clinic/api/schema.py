@@ -34,6 +34,8 @@ ERROR_DESCRIPTIONS = {
     422: "a domain rule refused the request; `code` names it",
     429: "`throttled`",
     500: "`server_error`",
+    503: "`service_unavailable`: the database or the broker is not answering; retry after "
+    "`Retry-After` seconds",
 }
 
 # The codes an operation answers beyond the generic ones, by operation id, so a client knows
@@ -105,6 +107,19 @@ SUMMARIES = {
 }
 
 
+def keep_literal_dollar(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """DRF derives a path from its route with Django's simplify_regex, which drops every `$`
+    as an end anchor, also the literal one of FHIR's `Patient/{id}/$everything`: the schema
+    then names a path the server does not have. Put back each `$` the route has literally."""
+    fixed = []
+    for path, path_regex, method, callback in endpoints:
+        # `$` before a word is literal (an anchor ends the pattern): `$everything`, `\$everything`.
+        for word in re.findall(r"\$(\w+)", path_regex):
+            path = path.replace(f"/{word}", f"/${word}")
+        fixed.append((path, path_regex, method, callback))
+    return fixed
+
+
 class ClinicAutoSchema(AutoSchema):
     def _literal_path(self) -> list[str]:
         """The path's words after /api/v1/, without parameters."""
@@ -158,7 +173,7 @@ class ClinicAutoSchema(AutoSchema):
         return params
 
     def _error_statuses(self) -> list[int]:
-        statuses = [500]
+        statuses = [500, 503]
         public = self._is_public()
         if not public:
             statuses += [401, 403]

@@ -14,7 +14,12 @@ from rest_framework.views import APIView
 from clinic import auth, services
 from clinic.api.base import ClinicAPIView, ClinicScopedViewSet
 from clinic.api.permissions import ADMIN, ALL_ROLES
-from clinic.api.problems import PROBLEM_CONTENT_TYPE, ProblemSerializer, problem_body
+from clinic.api.problems import (
+    PROBLEM_CONTENT_TYPE,
+    ProblemSerializer,
+    problem_body,
+    retry_after,
+)
 from clinic.api.serializers import (
     ClinicSerializer,
     HandpieceSerializer,
@@ -161,6 +166,7 @@ class HealthView(APIView):
             problem_body(503, "service_unavailable", f"Unavailable: {failing}.", **parts),
             status=503,
             content_type=PROBLEM_CONTENT_TYPE,
+            headers={"Retry-After": retry_after()},
         )
 
     @staticmethod

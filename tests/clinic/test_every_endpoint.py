@@ -144,3 +144,18 @@ def test_a_body_nested_1000_deep_on_every_endpoint(world, clinic, make_user, rol
             url = world(route)
             response = getattr(client, method)(url, body, content_type="application/json")
             assert_not_a_server_error(response, f"{method} {url} as {role}")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.AUDITOR, None])
+def test_every_api_response_says_no_store(world, clinic, make_user, role):
+    """Patient data must not be kept by a browser, a proxy or a shared device: every answer,
+    errors included (the export and FHIR among them)."""
+    client = client_for(role, clinic, make_user)
+    missing = []
+    for route in [r for r in API_ROUTES if r.startswith("api/")] + ["api/schema/", "api/nope/"]:
+        url = world(route)
+        response = client.get(url)
+        if response.get("Cache-Control") != "no-store":
+            missing.append((url, response.status_code, response.get("Cache-Control")))
+    assert missing == []

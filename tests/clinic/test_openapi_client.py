@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from drf_spectacular.generators import SchemaGenerator
+from knox.models import AuthToken
 
 from tests.factories import PatientFactory
 from tests.factories.clinic import PASSWORD
@@ -89,3 +90,25 @@ def test_a_generated_client_logs_in_and_lists_patients(generated_client, live_se
     assert type(page).__name__ == "PaginatedPatientList", page
     assert [(p.id, p.last_name) for p in page.results] == [(patient.id, "Lovelace")]
     assert (page.next_, page.previous) == (None, None)
+
+
+def test_the_schema_names_the_fhir_path_with_its_dollar():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    fhir = [path for path in schema["paths"] if "/fhir/" in path]
+    assert fhir == ["/api/v1/fhir/Patient/{id}/$everything"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_generated_client_reaches_the_fhir_everything(generated_client, live_server, auditor):
+    from clinic_client.api.fhir import fhir_patient_everything
+
+    patient = PatientFactory(clinic=auditor.clinic)
+    token = AuthToken.objects.create(user=auditor)[1]
+    with generated_client.AuthenticatedClient(base_url=live_server.url, token=token) as client:
+        response = fhir_patient_everything.sync_detailed(client=client, id=patient.id)
+    assert response.status_code == 200, response.content
+    bundle = json.loads(response.content)
+    assert (bundle["resourceType"], bundle["entry"][0]["resource"]["id"]) == (
+        "Bundle",
+        str(patient.id),
+    )
