@@ -211,6 +211,7 @@ SPECTACULAR_SETTINGS = {
         "ScreeningWarningEnum": "patients.rules.WARNING_CODES",
         "WebhookEventTypeEnum": "scheduling.webhooks.rules.WebhookEventType",
         "WebhookDeliveryStatusEnum": "scheduling.webhooks.rules.PUBLIC_DELIVERY_STATUSES",
+        "InboundActionEnum": "scheduling.rules.InboundAction",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
@@ -316,6 +317,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="no-reply@localhost")
 # built with SMS_BACKEND_OPTIONS (a JSON object) as keyword arguments.
 SMS_BACKEND = env.str("SMS_BACKEND", default="scheduling.channels.ConsoleSMSBackend")
 SMS_BACKEND_OPTIONS = env.json("SMS_BACKEND_OPTIONS", default={})
+# Replies (POST /api/v1/inbound/sms/) to the built-in backend are signed with this secret
+# (X-Signature: sha256=<hex HMAC-SHA256 of the raw body>); empty: every reply is refused (403).
+SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
 # A failed send is retried after 1, 2, 4... times the base delay (capped), then `failed`.
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=5)
 NOTIFICATION_RETRY_BASE_SECONDS = env.int("NOTIFICATION_RETRY_BASE_SECONDS", default=60)

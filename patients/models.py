@@ -75,6 +75,10 @@ class Patient(models.Model):
             GinIndex(
                 OpClass("search_text", name="gin_trgm_ops"), name="patients_patient_search_trgm"
             ),
+            # An SMS reply is matched to patients by the sender's phone (stored as E.164).
+            models.Index(
+                fields=["phone"], name="patients_patient_phone", condition=~models.Q(phone="")
+            ),
         ]
 
     def __str__(self) -> str:

@@ -4,7 +4,8 @@ backend interface of our own.
 Email: EMAIL_BACKEND (console in development and for the run command, SMTP configured by the
 environment, locmem in tests). SMS: SMS_BACKEND is the dotted path of an `SMSBackend` subclass,
 built with SMS_BACKEND_OPTIONS as keyword arguments; a real provider's adapter is one small
-class implementing `send`.
+class implementing `send` and, for replies, `verify_inbound` and `parse_inbound` (the built-in
+protocol is the base class's; scheduling.twilio_sms is Twilio's).
 
 Every message carries a `reference`, the notification's id, which never changes between
 attempts: an adapter whose provider accepts an idempotency key or client reference should pass
@@ -14,8 +15,12 @@ scheduling.notifications.sender.send).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -53,6 +58,44 @@ def send_email(message: Message) -> None:
     email.send(fail_silently=False)
 
 
+# --- Inbound SMS (replies) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """What a provider's inbound webhook sent, as the backend needs it (no Django request)."""
+
+    url: str  # the absolute URL the provider called
+    body: bytes
+    headers: Mapping[str, str]  # case-insensitive (Django's request.headers)
+
+
+@dataclass(frozen=True)
+class InboundSMS:
+    message_id: str  # the provider's id of the message: the same message twice has one effect
+    sender: str  # the phone number it came from, as the provider writes it
+    body: str
+
+
+class InboundInvalid(Exception):
+    """The request is signed but not a message (a field missing): 400 `invalid`."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("not an inbound message")
+        self.errors = errors
+
+
+INBOUND_SIGNATURE_HEADER = "X-Signature"
+INBOUND_ID_MAX_LENGTH = 100
+INBOUND_SENDER_MAX_LENGTH = 32
+INBOUND_BODY_MAX_LENGTH = 1600  # ten concatenated SMS segments
+
+
+def inbound_signature(body: bytes, secret: str) -> str:
+    """The built-in protocol's X-Signature value: sha256=<hex HMAC-SHA256 of the raw body>."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 # --- SMS --------------------------------------------------------------------------------------
 
 
@@ -68,6 +111,44 @@ class SMSBackend:
 
     def send(self, *, to: str, body: str, reference: str) -> None:
         raise NotImplementedError
+
+    # Replies. The built-in protocol: JSON {message_id, from, body}, signed with
+    # X-Signature: sha256=<hex HMAC-SHA256 of the raw body with SMS_INBOUND_SECRET>. A provider's
+    # adapter overrides both methods with the provider's own format and signature.
+
+    def verify_inbound(self, request: InboundRequest) -> bool:
+        """True only when the request carries a valid signature (else 403, nothing done)."""
+        secret = settings.SMS_INBOUND_SECRET
+        given = request.headers.get(INBOUND_SIGNATURE_HEADER, "")
+        if not secret or not given:
+            return False
+        return hmac.compare_digest(given.strip().lower(), inbound_signature(request.body, secret))
+
+    def parse_inbound(self, request: InboundRequest) -> InboundSMS:
+        """The message in a verified request, or InboundInvalid."""
+        try:
+            data = json.loads(request.body)
+        except ValueError as exc:
+            raise InboundInvalid({"non_field_errors": ["The body is not JSON."]}) from exc
+        if not isinstance(data, dict):
+            raise InboundInvalid({"non_field_errors": ["Expected a JSON object."]})
+        errors: dict[str, list[str]] = {}
+        limits = {
+            "message_id": INBOUND_ID_MAX_LENGTH,
+            "from": INBOUND_SENDER_MAX_LENGTH,
+            "body": None,
+        }
+        for name, limit in limits.items():
+            value = data.get(name)
+            if not isinstance(value, str) or (name != "body" and not value.strip()):
+                errors[name] = [
+                    "A non-empty string is required." if name != "body" else "A string is required."
+                ]
+            elif limit is not None and len(value) > limit:
+                errors[name] = [f"At most {limit} characters."]
+        if errors:
+            raise InboundInvalid(errors)
+        return InboundSMS(message_id=data["message_id"], sender=data["from"], body=data["body"])
 
 
 class ConsoleSMSBackend(SMSBackend):

@@ -65,7 +65,7 @@ def refresh_flags(
                 screening=patient_selectors.screening_facts(latest.get(row.patient_id)),
                 on=row.clinic.local_date(row.starts_at),
             )
-            flags = rules.session_flags(result.reasons)
+            flags = rules.session_flags(result.reasons, row.flags)
             if flags != row.flags:
                 row.flags = flags
                 row.updated_at = now

@@ -33,6 +33,7 @@ from scheduling.rules import (
 __all__ = [
     "ACTIVE_SESSION_STATUSES",
     "OPEN_SESSION_STATUSES",
+    "InboundMessage",
     "Indication",
     "Notification",
     "Series",
@@ -46,7 +47,7 @@ __all__ = [
 
 # The notification outbox's model lives with its services (scheduling.notifications); importing
 # it here registers it with the app. It refers to Session by name, so there is no import cycle.
-from scheduling.notifications.models import Notification
+from scheduling.notifications.models import InboundMessage, Notification
 
 # Working hours, time off and calendar feeds (the appointment book's frame).
 from scheduling.timetable import (  # noqa: F401
@@ -137,6 +138,8 @@ class Session(models.Model):
     flags = ArrayField(models.CharField(max_length=32), default=list, blank=True)
     cancel_reason = models.CharField(max_length=rules.CANCEL_REASON_MAX_LENGTH, blank=True)
     checked_in_at = models.DateTimeField(null=True, blank=True)
+    # The patient confirmed by SMS reply (scheduling.notifications.inbound); cleared on a move.
+    confirmed_at = models.DateTimeField(null=True, blank=True)
     # The day-of attestation given at check-in (patients.rules.DAY_OF_ATTESTATION_ANSWERS):
     # all of it or none, and never a "yes", since any "yes" refuses the check-in.
     attested_at = models.DateTimeField(null=True, blank=True)

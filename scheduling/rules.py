@@ -51,6 +51,37 @@ class SessionStatus(TextChoices):
 class SessionFlag(TextChoices):
     SCREENING_EXPIRED = "screening_expired", "Screening will have expired"
     NOT_ELIGIBLE = "not_eligible", "Not eligible on the session date"
+    # The patient replied R to a text: set by scheduling.notifications.inbound, kept by the
+    # eligibility refresh, cleared when the session is moved (or closed).
+    RESCHEDULE_REQUESTED = "reschedule_requested", "The patient asked to reschedule"
+
+
+# Flags that are not eligibility's: a refresh of the eligibility flags keeps them as they are.
+REQUEST_FLAGS = (SessionFlag.RESCHEDULE_REQUESTED,)
+
+
+class InboundAction(TextChoices):
+    """What a patient's SMS reply did."""
+
+    CONFIRMED = "confirmed", "Confirmed the next session"
+    RESCHEDULE_REQUESTED = "reschedule_requested", "Asked to reschedule the next session"
+    OPTED_OUT = "opted_out", "Opted out of SMS"
+    NONE = "none", "Nothing (kept for the front desk)"
+
+
+# A reply is one of these words, in any case, with any surrounding spaces.
+REPLY_KEYWORDS = {
+    "C": InboundAction.CONFIRMED,
+    "YES": InboundAction.CONFIRMED,
+    "R": InboundAction.RESCHEDULE_REQUESTED,
+    "STOP": InboundAction.OPTED_OUT,
+}
+REPLY_INSTRUCTIONS = "Reply C to confirm, R to reschedule, STOP to opt out."
+
+
+def reply_action(body: str) -> str:
+    """What a reply asks for: `C`/`YES`, `R`, `STOP` (any case, spaces around), else none."""
+    return REPLY_KEYWORDS.get(body.strip().upper(), InboundAction.NONE)
 
 
 # Sessions that hold their time and their place in the series.
@@ -115,13 +146,15 @@ def booking_decision(reasons: Sequence[str]) -> tuple[tuple[str, ...], list[str]
     return tuple(reasons), []
 
 
-def session_flags(reasons: Sequence[str]) -> list[str]:
-    """The flags an open session carries, given the eligibility reasons on its date."""
+def session_flags(reasons: Sequence[str], current: Sequence[str] = ()) -> list[str]:
+    """The flags an open session carries, given the eligibility reasons on its date; the
+    request flags it has now (`current`) are kept."""
     flags: list[str] = []
     if SCREENING_EXPIRED in reasons:
         flags.append(SessionFlag.SCREENING_EXPIRED)
     if any(reason != SCREENING_EXPIRED for reason in reasons):
         flags.append(SessionFlag.NOT_ELIGIBLE)
+    flags.extend(flag for flag in REQUEST_FLAGS if flag in current)
     return flags
 
 

@@ -301,6 +301,8 @@ def reschedule_session(
             duration_minutes = session.duration_minutes
         session.starts_at = starts_at
         session.ends_at = _ends_at(starts_at, duration_minutes)
+        # A confirmation (and a reschedule request: the flags are set anew) was for the old time.
+        session.confirmed_at = None
         if not isinstance(provider, _Keep):
             session.provider = provider
         if not isinstance(room, _Keep):

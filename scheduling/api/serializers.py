@@ -89,7 +89,8 @@ class SessionSerializer(ModelSerializer):
         read_only=True,
         help_text=(
             "screening_expired: the latest screening will have lapsed by the session date "
-            "(re-screen before it); not_eligible: something else blocks treatment on that date."
+            "(re-screen before it); not_eligible: something else blocks treatment on that date; "
+            "reschedule_requested: the patient replied R to a text (cleared when moved)."
         ),
     )
 
@@ -114,6 +115,7 @@ class SessionSerializer(ModelSerializer):
             "cancel_reason",
             "checked_in_at",
             "attestation",
+            "confirmed_at",
         ]
         read_only_fields = fields
 

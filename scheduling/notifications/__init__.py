@@ -6,6 +6,8 @@
   rows whose worker died (`send`, `send_due`, `reclaim_stuck`).
 - `texts`: what a message says (`compose`).
 - `scans`: the beat's scan that decides which messages are due (`scan`).
+- `inbound`: patients' SMS replies, matched by phone and acted on once per message id
+  (`receive`); the provider's format and signature are the SMS backend's (scheduling.channels).
 
 Exactly once, as far as it can be had:
 

@@ -13,6 +13,7 @@ from django.db import models
 
 from clinic.models import Clinic, User
 from patients.models import Patient
+from scheduling.rules import InboundAction
 
 
 class NotificationKind(models.TextChoices):
@@ -131,3 +132,57 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.channel} to {self.patient_id or self.staff_id}: {self.status}"
+
+
+class InboundMessage(models.Model):
+    """One SMS reply, as received and as handled (scheduling.notifications.inbound).
+
+    One row per clinic whose patients have the sender's phone (a phone shared across clinics
+    is recorded in each), or one without a clinic when nobody has it (the back office's).
+    The provider's `message_id` is handled once: the constraints refuse a second row.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="inbound_messages", null=True, blank=True
+    )
+    session = models.ForeignKey(
+        "scheduling.Session",
+        on_delete=models.PROTECT,
+        related_name="inbound_messages",
+        null=True,
+        blank=True,
+    )
+    message_id = models.CharField(max_length=100)
+    # The phone it came from: E.164 when it is a valid number, else as the provider wrote it.
+    sender = models.CharField(max_length=32)
+    body = models.TextField(blank=True)
+    action = models.CharField(max_length=24, choices=InboundAction.choices)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message_id", "clinic"], name="scheduling_inboundmessage_once_per_clinic"
+            ),
+            models.UniqueConstraint(
+                fields=["message_id"],
+                condition=models.Q(clinic__isnull=True),
+                name="scheduling_inboundmessage_once_unmatched",
+            ),
+            # A patient's message is recorded in the patient's clinic.
+            models.CheckConstraint(
+                name="scheduling_inboundmessage_patient_has_clinic",
+                condition=models.Q(patient__isnull=True) | models.Q(clinic__isnull=False),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["clinic", "-received_at", "-id"], name="scheduling_inbound_list"),
+        ]
+
+    def __str__(self) -> str:
+        return f"SMS {self.message_id} from {self.sender}: {self.action}"

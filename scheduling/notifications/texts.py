@@ -9,6 +9,7 @@ from clinic.models import User
 from scheduling import channels
 from scheduling.models import Session
 from scheduling.notifications.models import Channel, Notification, NotificationKind
+from scheduling.rules import REPLY_INSTRUCTIONS
 
 
 def _day_text(day: date) -> str:
@@ -50,12 +51,15 @@ def compose(notification: Notification) -> channels.Message:
     local = notification.clinic  # its local time: Clinic.localtime, local_date, today
     session = notification.session
     kind = notification.kind
+    sms_closing = ""
     if kind == NotificationKind.SESSION_REMINDER and session is not None:
         when = _moment_text(local.localtime(session.starts_at))
         subject = f"Reminder: your appointment at {clinic} on {when}"
         text = f"This is a reminder of your appointment at {clinic} on {when}."
         sms = f"{clinic}: reminder of your appointment on {when}."
         closing = "If you need to change it, please contact the clinic."
+        # Replies are read (scheduling.notifications.inbound); the text ends with how.
+        sms_closing = REPLY_INSTRUCTIONS
     elif kind == NotificationKind.SCREENING_EXPIRING and session is not None:
         when = _moment_text(local.localtime(session.starts_at))
         subject = f"Before your appointment at {clinic} on {when}"
@@ -88,7 +92,10 @@ def compose(notification: Notification) -> channels.Message:
         raise channels.PermanentSendError("a notification without a recipient")
     if notification.channel == Channel.SMS:
         return channels.Message(
-            to=patient.phone, subject="", body=f"{sms} {closing}", reference=str(notification.pk)
+            to=patient.phone,
+            subject="",
+            body=f"{sms} {sms_closing or closing}",
+            reference=str(notification.pk),
         )
     body = f"Hello {patient.first_name},\n\n{text}\n\n{closing}\n\n{clinic}\n"
     return channels.Message(

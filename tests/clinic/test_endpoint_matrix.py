@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 from clinic.models import Role
 from scheduling import timetable_services
 from scheduling.models import SessionStatus
+from scheduling.notifications.models import InboundMessage
 from scheduling.timetable import TimeOff
 from tests.factories import (
     HandpieceFactory,
@@ -119,13 +120,17 @@ ROUTES: dict[str, tuple[str | None, dict[str, frozenset[str]]]] = {
         "webhook",
         {"post": frozenset({A})},
     ),
+    # SMS replies: the provider posts them (signed, no token); the front desk reads them.
+    "/api/v1/inbound/sms/": (None, {"post": NOBODY}),
+    "/api/v1/inbound-messages/": (None, {"get": frozenset({A, F})}),
+    "/api/v1/inbound-messages/{id}/": ("inbound_message", {"get": frozenset({A, F})}),
     "/api/v1/exports/tip-usage.csv": (None, {"get": AUDIT}),
     "/api/v1/exports/tip-usage.csv/": (None, {"get": AUDIT}),
     "/api/v1/fhir/Patient/{id}/$everything": ("patient", {"get": EVERYONE}),
     "/api/v1/fhir/Patient/{id}/$everything/": ("patient", {"get": EVERYONE}),
 }
 # Reached without a bearer token by design (the token endpoint, a secret feed URL).
-PUBLIC = {"/api/v1/auth/token/", "/api/v1/calendar-feeds/{secret}/"}
+PUBLIC = {"/api/v1/auth/token/", "/api/v1/calendar-feeds/{secret}/", "/api/v1/inbound/sms/"}
 # What an allowed role may get when the empty body or the world's state does not suit the call.
 PASSED_THE_GATE = {200, 201, 202, 204, 400, 409, 422}
 
@@ -235,6 +240,10 @@ def world(clinic, other_clinic, make_user) -> dict[str, Any]:
     notification = NotificationFactory(patient=patient)
     webhook = WebhookEndpointFactory(clinic=clinic, created_by=admin)
     delivery = WebhookDeliveryFactory(endpoint=webhook, status="failed")
+    inbound = InboundMessage.objects.create(
+        clinic=clinic, patient=patient, message_id="m-1", sender=patient.phone, body="Hi",
+        action="none", received_at=timezone.now(),
+    )  # fmt: skip
     secret = timetable_services.rotate_calendar_feed(actor=admin, staff=provider)
     ids = {
         "provider": provider.id,
@@ -252,6 +261,7 @@ def world(clinic, other_clinic, make_user) -> dict[str, Any]:
         "feed_secret": secret,
         "webhook": webhook.id,
         "webhook_delivery": delivery.id,
+        "inbound_message": inbound.id,
     }
     return {"ids": ids, "users": users, "strangers": strangers}
 

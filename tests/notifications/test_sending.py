@@ -299,7 +299,7 @@ def test_message_texts_carry_clinic_and_local_time_and_no_clinical_detail(make_s
         (
             patient.phone,
             "Bloom Skin Studio: reminder of your appointment on Monday 9 March 2026 at 09:00 EDT. "
-            "If you need to change it, please contact the clinic.",
+            "Reply C to confirm, R to reschedule, STOP to opt out.",
         )
     ]
     assert session.series.indication not in email.body

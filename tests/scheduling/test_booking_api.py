@@ -52,6 +52,7 @@ def test_book_a_session(front_desk, provider, api, series, room, at):
         "cancel_reason": "",
         "checked_in_at": None,
         "attestation": None,
+        "confirmed_at": None,
     }
     event = AuditEvent.objects.get(action="session.book")
     assert (event.object_id, event.patient_id, event.actor_id) == (
