@@ -212,6 +212,7 @@ SPECTACULAR_SETTINGS = {
         "WebhookEventTypeEnum": "scheduling.webhooks.rules.WebhookEventType",
         "WebhookDeliveryStatusEnum": "scheduling.webhooks.rules.PUBLIC_DELIVERY_STATUSES",
         "InboundActionEnum": "scheduling.rules.InboundAction",
+        "IndicationEnum": "scheduling.rules.Indication",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {

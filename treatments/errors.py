@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from clinic.errors import Conflict, Unprocessable, invalid_field, register_constraint_error
+from clinic.errors import (
+    Conflict,
+    InvalidState,
+    Unprocessable,
+    invalid_field,
+    register_constraint_error,
+)
 
 
 class SessionAlreadyRecorded(Conflict):
@@ -89,3 +95,13 @@ class ConsentRequired(Unprocessable):
 
     def __init__(self, consent_form_ids: Sequence[object]) -> None:
         super().__init__(None, consent_forms=[str(i) for i in consent_form_ids])
+
+
+consent_title_taken = register_constraint_error(
+    "treatments_consentform_version_unique",
+    invalid_field("title", "A consent form with this title exists: revise it instead."),
+)
+register_constraint_error(
+    "treatments_consentform_one_active",
+    lambda: InvalidState("Another version of this form was made active at the same moment."),
+)

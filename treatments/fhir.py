@@ -10,7 +10,12 @@ Mapping:
   `bodySite` and a note per treated area with its depth, `usedReference` to the cartridge lot's
   Device (`lotNumber`, `expirationDate`) and the handpiece's (`serialNumber`). Amended values
   are the current ones (the latest amendment's), with a note saying so.
-- Practitioner for each provider named.
+- Consent, one per signed consent: status `active` (`inactive` once revoked), scope
+  `treatment` (HL7's consentscope), the form's title and version with its body as the source
+  attachment (and its sha256 in the title), the patient as performer (and verified with), the
+  witness in the consent-Witness extension, the provision's period from the signature to the
+  revocation.
+- Practitioner for each provider and witness named.
 
 Codes are text only: the domain has no coding system to cite and we do not invent codes. The
 resources use nothing that differs between R4 (4.0.1) and R4B (4.3.0).
@@ -18,6 +23,7 @@ resources use nothing that differs between R4 (4.0.1) and R4B (4.3.0).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -30,7 +36,7 @@ from clinic.models import Clinic, Handpiece, User
 from patients.models import Patient
 from scheduling.models import Series, Session, SessionStatus
 from scheduling.selectors import sessions_with_number
-from treatments.models import AftercarePlan, TipLot, TreatmentRecord
+from treatments.models import AftercarePlan, Consent, TipLot, TreatmentRecord
 from treatments.selectors import current_values, treatment_records
 
 FHIR_CONTENT_TYPE = "application/fhir+json"
@@ -38,6 +44,8 @@ PROCEDURE_TEXT = "SkinPen microneedling"
 # FHIR's naming systems for a GS1 device identifier and the FDA's UDI system.
 GS1_ISSUER = "http://hl7.org/fhir/NamingSystem/gs1-di"
 FDA_UDI_JURISDICTION = "http://hl7.org/fhir/NamingSystem/fda-udi"
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+CONSENT_WITNESS = "http://hl7.org/fhir/StructureDefinition/consent-Witness"
 
 SERIES_STATUS = {"active": "active", "completed": "completed", "cancelled": "revoked"}
 APPOINTMENT_STATUS = {
@@ -61,6 +69,7 @@ class PatientRecords:
     aftercare: list[AftercarePlan]
     lots: dict[UUID, TipLot]
     handpieces: dict[UUID, Handpiece]
+    consents: list[Consent]
     practitioners: dict[UUID, User]
 
 
@@ -80,7 +89,16 @@ def patient_records(clinic: Clinic, patient: Patient) -> PatientRecords:
             "created_at"
         )
     )
-    provider_ids = {s.provider_id for s in sessions} | {r.provider_id for r in records}
+    consents = list(
+        Consent.objects.filter(clinic=clinic, patient=patient)
+        .select_related("consent_form")
+        .order_by("signed_at", "id")
+    )
+    provider_ids = (
+        {s.provider_id for s in sessions}
+        | {r.provider_id for r in records}
+        | {c.witnessed_by_id for c in consents}
+    )
     return PatientRecords(
         clinic=clinic,
         patient=patient,
@@ -90,6 +108,7 @@ def patient_records(clinic: Clinic, patient: Patient) -> PatientRecords:
         aftercare=aftercare,
         lots=TipLot.objects.in_bulk({r.tip_lot_id for r in records}),
         handpieces=Handpiece.objects.in_bulk({r.handpiece_id for r in records if r.handpiece_id}),
+        consents=consents,
         practitioners=User.objects.in_bulk(provider_ids),
     )
 
@@ -293,6 +312,52 @@ def _care_plan(series: Series, data: PatientRecords, today: date) -> dict[str, A
     return resource
 
 
+def _consent(consent: Consent, data: PatientRecords) -> dict[str, Any]:
+    form = consent.consent_form
+    signed = _when(consent.signed_at, data.clinic)
+    period: dict[str, Any] = {"start": signed}
+    if consent.revoked_at is not None:
+        period["end"] = _when(consent.revoked_at, data.clinic)
+    witness = data.practitioners.get(consent.witnessed_by_id)
+    return {
+        "resourceType": "Consent",
+        "id": str(consent.id),
+        "status": "active" if consent.revoked_at is None else "inactive",
+        "scope": {
+            "coding": [{"system": CONSENT_SCOPE, "code": "treatment", "display": "Treatment"}],
+            "text": "Treatment",
+        },
+        "category": [{"text": form.title}],
+        "patient": _ref("Patient", consent.patient_id),
+        "dateTime": signed,
+        "performer": [_ref("Patient", consent.patient_id, consent.signature_name)],
+        "sourceAttachment": {
+            "contentType": "text/plain; charset=utf-8",
+            "data": base64.b64encode(form.body.encode("utf-8")).decode("ascii"),
+            "title": f"{form.title}, version {form.version} (sha256 {form.sha256})",
+            "creation": _when(form.created_at, data.clinic),
+        },
+        "policyRule": {"text": f"{data.clinic.name}: {form.title}, version {form.version}"},
+        # The staff member who witnessed the signature (R4's core consent-Witness extension).
+        "extension": [
+            {
+                "url": CONSENT_WITNESS,
+                "valueReference": _ref(
+                    "Practitioner", consent.witnessed_by_id, str(witness) if witness else None
+                ),
+            }
+        ],
+        "verification": [
+            {
+                "verified": True,
+                "verifiedWith": _ref("Patient", consent.patient_id),
+                "verificationDate": signed,
+            }
+        ],
+        "provision": {"type": "permit", "period": period},
+    }
+
+
 def everything_bundle(data: PatientRecords, base_url: str, self_url: str) -> dict[str, Any]:
     """The searchset Bundle; `base_url` ends with "/" and prefixes each entry's fullUrl."""
     today = data.clinic.today()
@@ -305,6 +370,7 @@ def everything_bundle(data: PatientRecords, base_url: str, self_url: str) -> dic
     ]
     resources += [_lot_device(lot, today) for lot in data.lots.values()]
     resources += [_handpiece_device(handpiece) for handpiece in data.handpieces.values()]
+    resources += [_consent(consent, data) for consent in data.consents]
     resources += [_practitioner(user) for user in data.practitioners.values()]
     return {
         "resourceType": "Bundle",

@@ -324,3 +324,106 @@ class RecallNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.source_id}: lot {self.lot_number} ({self.status})"
+
+
+class ConsentForm(models.Model):
+    """One version of a clinic's consent form. Never edited: a revision is a new row (same
+    title, next version, its own body and sha256) and the previous version becomes inactive.
+    PostgreSQL holds the rules: one active version per title, versions unique, the sha256 the
+    body's, and an UPDATE may only retire a version (trigger, migration 0007)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    title = models.CharField(max_length=rules.CONSENT_TITLE_MAX_LENGTH)
+    version = models.PositiveIntegerField(default=1)
+    body = models.TextField()
+    # Hex SHA-256 of the UTF-8 body: what a signature is pinned to.
+    sha256 = models.CharField(max_length=64)
+    # Indication codes (scheduling.rules.Indication) the form covers; empty: every indication.
+    indications = ArrayField(models.CharField(max_length=32), default=list, blank=True)
+    required = models.BooleanField(default=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    revision_of = models.OneToOneField(
+        "self", on_delete=models.PROTECT, related_name="revision", null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["title", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "title", "version"], name="treatments_consentform_version_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["clinic", "title"],
+                condition=models.Q(active=True),
+                name="treatments_consentform_one_active",
+            ),
+            models.CheckConstraint(
+                name="treatments_consentform_version_positive", condition=models.Q(version__gte=1)
+            ),
+            models.CheckConstraint(
+                name="treatments_consentform_title_present", condition=~models.Q(title="")
+            ),
+            models.CheckConstraint(
+                name="treatments_consentform_known_indications",
+                condition=models.Q(indications__contained_by=list(rules.CONSENT_INDICATIONS)),
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["clinic", "title", "-version"], name="treatments_consentform_list"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} v{self.version}"
+
+
+class Consent(models.Model):
+    """A patient's signature on one exact consent form version, witnessed by the signed-in
+    staff member; revocable, never deleted."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.PROTECT, related_name="consents"
+    )
+    consent_form = models.ForeignKey(ConsentForm, on_delete=models.PROTECT, related_name="consents")
+    signature_name = models.CharField(max_length=rules.SIGNATURE_NAME_MAX_LENGTH)
+    signed_at = models.DateTimeField()
+    witnessed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-signed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                name="treatments_consent_signature_present", condition=~models.Q(signature_name="")
+            ),
+            models.CheckConstraint(
+                name="treatments_consent_revocation_whole",
+                condition=models.Q(revoked_at__isnull=True, revoked_by__isnull=True)
+                | models.Q(revoked_at__isnull=False, revoked_by__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="treatments_consent_revoked_after_signed",
+                condition=models.Q(revoked_at__isnull=True)
+                | models.Q(revoked_at__gte=models.F("signed_at")),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["patient", "-signed_at"], name="treatments_consent_patient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consent of {self.patient_id} to {self.consent_form_id}"

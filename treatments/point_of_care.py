@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from uuid import UUID
 
 from clinic.models import Clinic
 from patients import rules as patient_rules
@@ -17,8 +18,9 @@ from patients import selectors as patient_selectors
 from scheduling import rules as scheduling_rules
 from scheduling.errors import IntervalTooShort
 from scheduling.models import Series, Session
-from treatments.errors import AttestationRequired, WarningsNotAcknowledged
-from treatments.models import TreatmentRecord
+from treatments import rules
+from treatments.errors import AttestationRequired, ConsentRequired, WarningsNotAcknowledged
+from treatments.models import Consent, ConsentForm, TreatmentRecord
 
 
 def check_attestation(clinic: Clinic, session: Session) -> None:
@@ -50,11 +52,33 @@ def acknowledged(codes: Iterable[str]) -> list[str]:
     return [code for code in patient_rules.WARNING_CODES if code in given]
 
 
-def check_warnings(patient_id: object, acknowledged_warnings: list[str]) -> None:
+def check_warnings(patient_id: UUID, acknowledged_warnings: list[str]) -> None:
     """Every warning of the screening in force (the latest: treatment needs it valid) is
     acknowledged by the provider."""
-    screening = patient_selectors.latest_screening(patient_id)  # type: ignore[arg-type]
+    screening = patient_selectors.latest_screening(patient_id)
     in_force = screening.warnings if screening is not None else []
     missing = [code for code in in_force if code not in acknowledged_warnings]
     if missing:
         raise WarningsNotAcknowledged(missing)
+
+
+def check_consents(clinic: Clinic, patient_id: UUID, indication: str) -> None:
+    """Every active required form covering the series' indication is signed, in that exact
+    version, by a consent not revoked. A clinic with no forms requires none."""
+    forms = [
+        form
+        for form in ConsentForm.objects.filter(clinic=clinic, active=True, required=True)
+        .order_by("title", "id")
+        .only("id", "indications")
+        if rules.form_covers(form.indications, indication)
+    ]
+    if not forms:
+        return
+    signed = set(
+        Consent.objects.filter(
+            patient_id=patient_id, revoked_at__isnull=True, consent_form__in=forms
+        ).values_list("consent_form_id", flat=True)
+    )
+    missing = [form.id for form in forms if form.id not in signed]
+    if missing:
+        raise ConsentRequired(missing)

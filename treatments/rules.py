@@ -8,12 +8,15 @@ such area to choose). The cartridge is single use and lot-tracked.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
 from django.db.models import TextChoices
+
+from scheduling.rules import Indication
 
 AREAS = ("forehead", "temples", "cheeks", "nose", "perioral", "chin", "jawline", "neck")
 DEPTH_STEP = Decimal("0.25")
@@ -24,6 +27,11 @@ EVALUATED_MAX_DEPTH = Decimal("1.50")
 
 # Free-text limits of a treatment record, its amendments and aftercare steps.
 NOTES_MAX_LENGTH = 5000
+CONSENT_TITLE_MAX_LENGTH = 200
+CONSENT_BODY_MAX_LENGTH = 100_000
+SIGNATURE_NAME_MAX_LENGTH = 200
+# A consent form covers some of the series' indications (none listed: every one).
+CONSENT_INDICATIONS = tuple(Indication.values)
 REASON_MAX_LENGTH = 1000  # a depth override's or an amendment's
 RECALL_REASON_MAX_LENGTH = 2000
 MAX_LOT_QUANTITY = 100_000
@@ -153,3 +161,17 @@ DEFAULT_AFTERCARE_STEPS: tuple[dict[str, object], ...] = (
         "instruction": "No retinoids or acids on days 1 to 6.",
     },
 )
+
+
+# --- Consent -----------------------------------------------------------------------------------
+
+
+def consent_sha256(body: str) -> str:
+    """What a signature is pinned to: the hex SHA-256 of the form's UTF-8 body."""
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def form_covers(form_indications: Iterable[str], indication: str) -> bool:
+    """A form with no indications listed covers every indication."""
+    listed = list(form_indications)
+    return not listed or indication in listed

@@ -358,6 +358,7 @@ def _record_treatment(
         raise PatientNotEligible(eligibility.reasons)
     point_of_care.check_interval(clinic, series, performed_on)
     point_of_care.check_warnings(patient.pk, acknowledged_warnings)
+    point_of_care.check_consents(clinic, patient.pk, series.indication)
 
     serial_number = None
     if tip_lot is None:

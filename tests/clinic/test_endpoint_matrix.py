@@ -7,6 +7,7 @@ every request; each request runs in a savepoint that is rolled back, so no call 
 the next one sees.
 """
 
+import hashlib
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -37,6 +38,8 @@ from tests.factories.webhooks import WebhookDeliveryFactory, WebhookEndpointFact
 from treatments.models import (
     AftercarePlan,
     AftercareTemplate,
+    Consent,
+    ConsentForm,
     RecallNotice,
     TreatmentDepth,
     TreatmentRecord,
@@ -124,6 +127,15 @@ ROUTES: dict[str, tuple[str | None, dict[str, frozenset[str]]]] = {
     "/api/v1/inbound/sms/": (None, {"post": NOBODY}),
     "/api/v1/inbound-messages/": (None, {"get": frozenset({A, F})}),
     "/api/v1/inbound-messages/{id}/": ("inbound_message", {"get": frozenset({A, F})}),
+    "/api/v1/consent-forms/": (None, {"get": EVERYONE, "post": frozenset({A})}),
+    "/api/v1/consent-forms/{id}/": ("consent_form", {"get": EVERYONE}),
+    "/api/v1/consent-forms/{id}/revise/": ("consent_form", {"post": frozenset({A})}),
+    "/api/v1/patients/{id}/consents/": ("patient", {"get": EVERYONE, "post": CLINICAL}),
+    "/api/v1/patients/{id}/consents/{consent_id}/": ("patient_consent", {"get": EVERYONE}),
+    "/api/v1/patients/{id}/consents/{consent_id}/revoke/": (
+        "patient_consent",
+        {"post": CLINICAL},
+    ),
     "/api/v1/exports/tip-usage.csv": (None, {"get": AUDIT}),
     "/api/v1/exports/tip-usage.csv/": (None, {"get": AUDIT}),
     "/api/v1/fhir/Patient/{id}/$everything": ("patient", {"get": EVERYONE}),
@@ -244,6 +256,14 @@ def world(clinic, other_clinic, make_user) -> dict[str, Any]:
         clinic=clinic, patient=patient, message_id="m-1", sender=patient.phone, body="Hi",
         action="none", received_at=timezone.now(),
     )  # fmt: skip
+    form = ConsentForm.objects.create(
+        clinic=clinic, title="Microneedling", body="I consent.",
+        sha256=hashlib.sha256(b"I consent.").hexdigest(), created_by=admin,
+    )  # fmt: skip
+    consent = Consent.objects.create(
+        clinic=clinic, patient=patient, consent_form=form, signature_name="P. Atient",
+        signed_at=timezone.now(), witnessed_by=front_desk,
+    )  # fmt: skip
     secret = timetable_services.rotate_calendar_feed(actor=admin, staff=provider)
     ids = {
         "provider": provider.id,
@@ -258,6 +278,8 @@ def world(clinic, other_clinic, make_user) -> dict[str, Any]:
         "recall_notice": notice.id,
         "notification": notification.id,
         "aftercare_template": template.id,
+        "consent_form": form.id,
+        "patient_consent": (patient.id, consent.id),
         "feed_secret": secret,
         "webhook": webhook.id,
         "webhook_delivery": delivery.id,
@@ -292,7 +314,11 @@ def _concrete(path: str, kind: str | None, ids: dict[str, Any]) -> str:
     if kind is None:
         return path
     path = path.replace("{delivery_id}", str(ids["webhook_delivery"]))
-    return path.replace("{id}", str(ids[kind])).replace("{secret}", str(ids[kind]))
+    value = ids[kind]
+    if isinstance(value, tuple):  # a sub-resource: the parent's {id}, then its own
+        parent, child = value
+        return path.replace("{id}", str(parent)).replace("{consent_id}", str(child))
+    return path.replace("{id}", str(value)).replace("{secret}", str(value))
 
 
 @pytest.mark.django_db

@@ -1,6 +1,7 @@
 """Every endpoint of the API, found through the URL resolver (so a new one cannot be forgotten),
 answers hostile requests with a 4xx problem+json or its normal answer: never a 500."""
 
+import hashlib
 import re
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ from tests.factories import (
     TipLotFactory,
 )
 from tests.factories.scheduling import checked_in_fields, starts_today
-from treatments.models import AftercareTemplate, RecallNotice
+from treatments.models import AftercareTemplate, ConsentForm, RecallNotice
 
 PROBLEM = "application/problem+json"
 ROLES = [Role.ADMIN, Role.FRONT_DESK, Role.PROVIDER, Role.AUDITOR, None]
@@ -79,6 +80,13 @@ def world(clinic, admin, front_desk, provider, api):
     )
     assert time_off.status_code == 201, time_off.content
     template = AftercareTemplate.objects.create(clinic=clinic, name="Standard", steps=[])
+    form = ConsentForm.objects.create(
+        clinic=clinic,
+        title="Microneedling",
+        body="I consent.",
+        sha256=hashlib.sha256(b"I consent.").hexdigest(),
+        created_by=admin,
+    )
     by_prefix = {
         "staff": provider.id,
         "rooms": room.id,
@@ -91,6 +99,7 @@ def world(clinic, admin, front_desk, provider, api):
         "tip-lots": lot.id,
         "recall-notices": notice.id,
         "aftercare-templates": template.id,
+        "consent-forms": form.id,
     }
 
     def url(route: str) -> str:

@@ -414,3 +414,82 @@ def test_only_a_provider_records_and_the_refusal_is_audited(
     assert_problem(treat(api(staff_by_role[role]), session, lot["id"]), 403, "permission_denied")
     denied = AuditEvent.objects.filter(object_id=session, outcome="denied")
     assert list(denied.values_list("action", flat=True)) == ["treatment_record.create"]
+
+
+# --- the schema --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker) -> dict:
+    from rest_framework.test import APIClient
+
+    with django_db_blocker.unblock():
+        return APIClient().get("/api/schema/?format=json").json()
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        node = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def _body(schema: dict, path: str, method: str, status: str | None = None) -> dict:
+    operation = schema["paths"][path][method]
+    if status is None:
+        content = operation["requestBody"]["content"]["application/json"]
+    else:
+        content = operation["responses"][status]["content"]
+        content = content.get("application/json") or content["application/problem+json"]
+    return _resolve(schema, content["schema"])
+
+
+def test_the_schema_documents_the_point_of_care(schema):
+    check_in = "/api/v1/sessions/{id}/check-in/"
+    assert set(_body(schema, check_in, "post")["properties"]) == set(ATTESTATION)
+    session = _body(schema, check_in, "post", "200")
+    attestation = session["properties"]["attestation"]
+    assert attestation["nullable"] is True
+    assert set(_resolve(schema, attestation["allOf"][0])["properties"]) == {
+        *ATTESTATION,
+        "attested_at",
+        "attested_by",
+    }
+    treatment = "/api/v1/sessions/{id}/treatment/"
+    warnings = _body(schema, treatment, "post")["properties"]["acknowledged_warnings"]
+    assert (
+        _resolve(schema, warnings["items"])
+        == schema["components"]["schemas"]["ScreeningWarningEnum"]
+    )
+    assert "acknowledged_warnings" in _body(schema, treatment, "post", "201")["properties"]
+    refusal = schema["paths"][treatment]["post"]["responses"]["422"]
+    for code in ("attestation_required", "warnings_not_acknowledged", "consent_required"):
+        assert f"`{code}`" in refusal["description"]
+    problem = _body(schema, treatment, "post", "422")
+    assert {"reasons", "warnings", "consent_forms"} <= set(problem["properties"])
+    assert "day_of_attestation_required" in _body(schema, CLINIC, "get", "200")["properties"]
+    assert set(_body(schema, "/api/v1/consent-forms/", "post", "201")["properties"]) == {
+        "id",
+        "title",
+        "version",
+        "body",
+        "sha256",
+        "indications",
+        "required",
+        "active",
+        "created_at",
+    }
+    assert set(schema["paths"]["/api/v1/consent-forms/{id}/"]) == {"get"}
+    consents = "/api/v1/patients/{id}/consents/"
+    assert set(_body(schema, consents, "post", "201")["properties"]) == {
+        "id",
+        "patient",
+        "consent_form",
+        "title",
+        "version",
+        "sha256",
+        "signature_name",
+        "signed_at",
+        "witnessed_by",
+        "revoked_at",
+    }
+    assert "/api/v1/patients/{id}/consents/{consent_id}/revoke/" in schema["paths"]

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from treatments.api import export_views, views
+from treatments.api import consents, export_views, views
 
 router = SimpleRouter()
 router.register("tip-lots", views.TipLotViewSet, basename="tip-lot")
@@ -9,12 +9,15 @@ router.register("recall-notices", views.RecallNoticeViewSet, basename="recall-no
 router.register(
     "aftercare-templates", views.AftercareTemplateViewSet, basename="aftercare-template"
 )
+router.register("consent-forms", consents.ConsentFormViewSet, basename="consent-form")
 
 UUID = "<uuid:pk>"
 lot = views.TipLotActionsViewSet
 treatment = views.SessionTreatmentViewSet
 usage_csv = export_views.TipUsageExportView
 everything = export_views.PatientEverythingView
+patient_consents = consents.PatientConsentViewSet
+CONSENT = "<uuid:consent_id>"
 
 urlpatterns = [
     *router.urls,
@@ -34,6 +37,21 @@ urlpatterns = [
         f"sessions/{UUID}/aftercare/",
         treatment.as_view({"get": "aftercare"}),
         name="session-aftercare",
+    ),
+    path(
+        f"patients/{UUID}/consents/",
+        patient_consents.as_view({"get": "list", "post": "create"}),
+        name="patient-consents",
+    ),
+    path(
+        f"patients/{UUID}/consents/{CONSENT}/",
+        patient_consents.as_view({"get": "retrieve"}),
+        name="patient-consent",
+    ),
+    path(
+        f"patients/{UUID}/consents/{CONSENT}/revoke/",
+        patient_consents.as_view({"post": "revoke"}),
+        name="patient-consent-revoke",
     ),
     # The contract's paths have no trailing slash; the slashed forms answer too (not in the
     # schema, so each operation is documented once).

@@ -13,10 +13,18 @@ from django.utils import timezone
 from clinic import services as clinic_services
 from clinic.models import Clinic, Role, User
 from scheduling import slots, timetable_services
+from treatments import consents
 from treatments import services as treatment_services
+from treatments.models import ConsentForm
 
 DEMO_CLINIC = "Demo Clinic"
 DEMO_PASSWORD = "demo-Sk1nPen!"  # noqa: S105 - printed for the demo on purpose
+DEMO_CONSENT = (
+    "I consent to a series of SkinPen microneedling treatments. I have been told that redness "
+    "and swelling may last a few days, that results vary, and that I must follow the aftercare "
+    "plan. I will tell the clinic before each session if I am pregnant or nursing, have an "
+    "active skin infection or cold sore, or open wounds in the treatment area."
+)
 DEMO_USERS = [
     ("demo_admin", "Dana Admin", Role.ADMIN),
     ("demo_front_desk", "Frankie Front", Role.FRONT_DESK),
@@ -70,6 +78,11 @@ class Command(BaseCommand):
                     lot_number="DEMO-LOT-001",
                     expires_on=timezone.localdate() + timedelta(days=365),
                     quantity_received=20,
+                )
+            if not ConsentForm.objects.filter(clinic=clinic).exists():
+                # The point of care asks for it (README, "Point of care").
+                consents.create_consent_form(
+                    actor=admin, title="SkinPen microneedling consent", body=DEMO_CONSENT
                 )
 
         self.stdout.write(f"Demo clinic: {clinic.name} ({clinic.id}), timezone {clinic.timezone}")
