@@ -327,6 +327,13 @@ NOTIFICATION_RETRY_BASE_SECONDS = env.int("NOTIFICATION_RETRY_BASE_SECONDS", def
 NOTIFICATION_RETRY_MAX_SECONDS = env.int("NOTIFICATION_RETRY_MAX_SECONDS", default=3600)
 # A row claimed this long ago whose sender never reported back is reclaimed by the scan.
 NOTIFICATION_CLAIM_TIMEOUT_SECONDS = env.int("NOTIFICATION_CLAIM_TIMEOUT_SECONDS", default=300)
+# A worker process refreshes its heartbeat this often (clinic/liveness.py); a row it claimed is
+# reclaimed once the heartbeat has lapsed (3 beats) and the claim is WORKER_DEAD_AFTER_SECONDS
+# old, instead of waiting for the claim timeout.
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=5.0)
+WORKER_DEAD_AFTER_SECONDS = env.int("WORKER_DEAD_AFTER_SECONDS", default=20)
+# A message that has left is recorded `sent` through a database outage this long (retrying).
+NOTIFICATION_RECORD_RETRY_SECONDS = env.int("NOTIFICATION_RECORD_RETRY_SECONDS", default=60)
 # How many due rows one task sends before it hands the rest to a fresh task.
 NOTIFICATION_SEND_BATCH = env.int("NOTIFICATION_SEND_BATCH", default=500)
 

@@ -77,6 +77,8 @@ class Notification(models.Model):
     scheduled_for = models.DateTimeField()
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # The worker process that claimed the row (clinic/liveness.py); "" when it keeps no heartbeat.
+    claimed_by = models.CharField(max_length=100, blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)
     # Why the last attempt failed or why the row was skipped; never message text.
     last_error = models.CharField(max_length=300, blank=True)

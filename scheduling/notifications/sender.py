@@ -7,16 +7,20 @@ See the package docstring (scheduling.notifications) for how a message goes out 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db.models import F
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
+from django.db.models import F, Q
 from django.utils import timezone
 
-from clinic import audit
+from clinic import audit, liveness
 from clinic.models import AuditOutcome
 from scheduling import channels
 from scheduling.models import OPEN_SESSION_STATUSES, SeriesStatus, SessionFlag
@@ -30,6 +34,8 @@ from scheduling.notifications.outbox import (
 from scheduling.notifications.texts import compose
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Outcomes of `send`.
 SENT = "sent"
@@ -50,7 +56,12 @@ def send(notification_id: UUID) -> str:
     claimed_at = timezone.now()
     claimed = Notification.objects.filter(
         pk=notification_id, status=NotificationStatus.PENDING, scheduled_for__lte=claimed_at
-    ).update(status=NotificationStatus.SENDING, claimed_at=claimed_at, attempts=F("attempts") + 1)
+    ).update(
+        status=NotificationStatus.SENDING,
+        claimed_at=claimed_at,
+        claimed_by=liveness.identity(),
+        attempts=F("attempts") + 1,
+    )
     if not claimed:
         # Sent, claimed by another worker, not yet due, or gone.
         if Notification.objects.filter(pk=notification_id).exists():
@@ -68,16 +79,43 @@ def send(notification_id: UUID) -> str:
     try:
         channels.deliver(notification.channel, compose(notification))
     except Exception as exc:
-        outcome = _record_failure(notification, claimed_at, exc)
+        failure = exc  # bound for the closure: `exc` is unbound once the except block ends
+        outcome = _record_outcome(lambda: _record_failure(notification, claimed_at, failure))
         if isinstance(exc, SoftTimeLimitExceeded):
             raise
         return outcome
     # Any status but sent: a reclaimed row that this (slow) worker did deliver is sent, truly.
-    Notification.objects.filter(pk=notification.pk).exclude(status=NotificationStatus.SENT).update(
-        status=NotificationStatus.SENT, sent_at=timezone.now(), last_error=""
+    _record_outcome(
+        lambda: (
+            Notification.objects.filter(pk=notification.pk)
+            .exclude(status=NotificationStatus.SENT)
+            .update(status=NotificationStatus.SENT, sent_at=timezone.now(), last_error="")
+        )
     )
-    _audit_send(notification, AuditOutcome.SUCCESS)
+    _record_outcome(lambda: _audit_send(notification, AuditOutcome.SUCCESS))
     return SENT
+
+
+def _record_outcome(write: Callable[[], T]) -> T:
+    """Record how a send went, even through a database outage.
+
+    Once the channel has the message, failing to say so would leave the row `sending` until a
+    scan reclaims it and sends it again (and a failed try would wait out the claim timeout). So
+    the write is retried, on a fresh connection each time, for up to
+    NOTIFICATION_RECORD_RETRY_SECONDS before the task gives up."""
+    deadline = time.monotonic() + settings.NOTIFICATION_RECORD_RETRY_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            return write()
+        except (OperationalError, InterfaceError) as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("recording a send's outcome failed (%s): retrying", error)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            close_old_connections()
+            connections["default"].close()
 
 
 def _audit_send(notification: Notification, outcome: str) -> None:
@@ -182,15 +220,31 @@ def send_due(*, limit: int | None = None) -> Counter[str]:
 
 
 def reclaim_stuck() -> int:
-    """Put back rows whose sender died mid-send (claimed longer ago than the timeout).
+    """Put back rows whose sender died mid-send: claimed longer ago than the timeout, or by a
+    worker process whose heartbeat has lapsed (clinic/liveness.py) a little while ago.
 
-    The row may or may not have gone out (see the module docstring); sending it again is
-    the one repeat accepted. A row out of attempts ends `failed`.
+    The row may or may not have gone out (see the module docstring); sending it again, with the
+    same provider-side reference (email Message-ID, SMS reference), is the one repeat accepted.
+    A row out of attempts ends `failed`.
     """
     now = timezone.now()
-    stuck = Notification.objects.filter(
-        status=NotificationStatus.SENDING,
-        claimed_at__lt=now - timedelta(seconds=settings.NOTIFICATION_CLAIM_TIMEOUT_SECONDS),
+    sending = Notification.objects.filter(status=NotificationStatus.SENDING)
+    timed_out = Q(
+        claimed_at__lt=now - timedelta(seconds=settings.NOTIFICATION_CLAIM_TIMEOUT_SECONDS)
+    )
+    claimers = (
+        sending.filter(claimed_at__lt=now - timedelta(seconds=settings.WORKER_DEAD_AFTER_SECONDS))
+        .exclude(claimed_by="")
+        .values_list("claimed_by", flat=True)
+        .distinct()
+    )
+    gone = liveness.dead(claimers)
+    stuck = sending.filter(
+        timed_out
+        | Q(
+            claimed_by__in=gone,
+            claimed_at__lt=now - timedelta(seconds=settings.WORKER_DEAD_AFTER_SECONDS),
+        )
     )
     limit = settings.NOTIFICATION_MAX_ATTEMPTS
     failed = stuck.filter(attempts__gte=limit).update(
@@ -200,5 +254,10 @@ def reclaim_stuck() -> int:
         status=NotificationStatus.PENDING, last_error="sender lost mid-send; reclaimed"
     )
     if failed or back:
-        logger.warning("reclaimed %s stuck notification(s), %s out of attempts", back, failed)
+        logger.warning(
+            "reclaimed %s stuck notification(s), %s out of attempts (dead workers: %s)",
+            back,
+            failed,
+            ", ".join(sorted(gone)) or "none",
+        )
     return failed + back

@@ -1,13 +1,15 @@
 """Sending: claimed before it is sent, once per row whatever runs twice or races, retried with
 backoff, `failed` after the last attempt, reclaimed when its worker died mid-send."""
 
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 import time_machine
 from django.core import mail
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import override_settings
 
 from scheduling import channels, tasks
@@ -48,6 +50,23 @@ class DiesAfterHandover(SMSBackend):
     def send(self, *, to, body, reference):
         channels.outbox.append(channels.SentSMS(to=to, body=body, reference=reference))
         raise WorkerKilled
+
+
+class DatabaseDropsAfterHandover(SMSBackend):
+    """The provider accepts the message; then the worker's database connection is cut (an
+    outage, a PostgreSQL restart), really: another session terminates it."""
+
+    def send(self, *, to, body, reference):
+        channels.outbox.append(channels.SentSMS(to=to, body=body, reference=reference))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (pid,) = cursor.fetchone()
+        settings = connection.settings_dict
+        with psycopg.connect(
+            dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"],
+            port=settings["PORT"] or 5432, autocommit=True,
+        ) as other:  # fmt: skip
+            other.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
 def sms_only(make_patient):
@@ -322,3 +341,74 @@ def test_recall_text_says_only_to_contact_the_clinic(patient):
         "Bloom Skin Studio: we would like to speak with you about a recent visit. "
         "Please contact the clinic."
     ]
+
+
+@pytest.mark.django_db
+def test_a_row_whose_worker_process_is_known_dead_is_reclaimed_without_the_timeout(make_patient):
+    """A worker process keeps a heartbeat (clinic/liveness.py) and stamps its claims: once the
+    heartbeat has lapsed, the scan puts the row back after WORKER_DEAD_AFTER_SECONDS, not 300."""
+    from clinic import liveness
+
+    patient = sms_only(make_patient)
+    row = NotificationFactory(patient=patient, channel="sms", scheduled_for=T0)
+    beating = liveness.start_heartbeat()
+    me = liveness.identity()
+    assert me.endswith(f":{os.getpid()}")
+    try:
+        with time_machine.travel(T0, tick=False) as clock:
+            with (
+                override_settings(SMS_BACKEND=here("DiesBeforeHandover")),
+                pytest.raises(WorkerKilled),
+            ):
+                sender.send(row.id)
+            row.refresh_from_db()
+            assert (row.status, row.claimed_by) == ("sending", me)
+
+            clock.move_to(T0 + timedelta(seconds=21))
+            assert scans.scan()["reclaimed"] == 0  # its process still beats: still sending
+    finally:
+        liveness.stop_heartbeat(beating)
+    assert liveness.identity() == ""
+    with time_machine.travel(T0 + timedelta(seconds=19), tick=False) as clock:
+        assert scans.scan()["reclaimed"] == 0  # dead, but claimed too recently to be sure
+        clock.move_to(T0 + timedelta(seconds=21))
+        result = scans.scan()
+    row.refresh_from_db()
+    assert (result["reclaimed"], result["send_sent"]) == (1, 1)
+    assert (row.status, row.attempts, row.claimed_by) == ("sent", 2, "")
+    # The provider sees the same reference both times and can drop a repeat.
+    assert [m.reference for m in channels.outbox] == [str(row.id)]
+
+
+@pytest.mark.django_db
+def test_when_redis_does_not_answer_no_worker_is_taken_for_dead(settings):
+    from clinic import liveness
+
+    assert liveness.dead(["some-host:1"]) == {"some-host:1"}
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    assert liveness.dead(["some-host:1"]) == set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_that_left_is_recorded_sent_through_a_dropped_connection(make_patient):
+    """Not left `sending` for a reclaim to send again: the write is retried on a new connection."""
+    patient = sms_only(make_patient)
+    row = NotificationFactory(patient=patient, channel="sms")
+    with override_settings(SMS_BACKEND=here("DatabaseDropsAfterHandover")):
+        assert sender.send(row.id) == "sent"
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("sent", 1)
+    assert [m.reference for m in channels.outbox] == [str(row.id)]
+
+    # Without the retry, the same cut leaves the row `sending` (what the fault table found).
+    other = NotificationFactory(patient=patient, channel="sms")
+    with (
+        override_settings(
+            SMS_BACKEND=here("DatabaseDropsAfterHandover"), NOTIFICATION_RECORD_RETRY_SECONDS=0
+        ),
+        pytest.raises(OperationalError),
+    ):
+        sender.send(other.id)
+    connection.close()  # the cut one; the next query connects afresh
+    other.refresh_from_db()
+    assert other.status == "sending"

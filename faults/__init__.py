@@ -1,0 +1,1 @@
+"""The fault table (`python -m faults`, `make faults`): see faults/__main__.py."""
