@@ -134,7 +134,10 @@ class TreatmentRecord(models.Model):
     notes = models.TextField(blank=True)
     depth_override_reason = models.TextField(blank=True)
     # The screening warnings the provider acknowledged before treating (patients.rules codes).
-    acknowledged_warnings = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    # The database's default too: a bulk writer (benchmarks' COPY) that leaves it out gets none.
+    acknowledged_warnings = ArrayField(
+        models.CharField(max_length=40), default=list, db_default=[], blank=True
+    )
     recorded_at = models.DateTimeField(auto_now_add=True)
     # Tamper evidence: the clinic's records form one hash chain, hash = sha256(previous_hash ||
     # canonical JSON of the row and its depths), filled in by PostgreSQL at commit (trigger

@@ -285,3 +285,24 @@ def test_roles_and_scoping(api, staff_by_role, provider, six, at, other_clinic, 
         assert_problem(
             api(stranger).post(f"/api/v1/series/{six.id}/{step}/", body), 404, "not_found"
         )
+
+
+@pytest.mark.django_db
+def test_the_book_response_costs_the_same_per_session(api, front_desk, provider, make_series, at):
+    """Each session's own checks and insert, and nothing more: its answer (attestation
+    included, columns of the session row) adds no query per session."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = api(front_desk)
+    counts = []
+    for planned in (3, 4, 5):
+        series = make_series(planned_sessions=planned, interval_days=30)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(
+                f"/api/v1/series/{series.id}/book/", plan_body(provider, at(2 + planned, 10))
+            )
+        assert response.status_code == 201, response.content
+        assert [s["attestation"] for s in response.json()["sessions"]] == [None] * planned
+        counts.append(len(queries))
+    assert counts[2] - counts[1] == counts[1] - counts[0]
