@@ -12,7 +12,7 @@ Concurrency is decided by PostgreSQL:
 - Status changes are conditional UPDATEs (WHERE status IN the allowed sources): of two racing
   transitions exactly one changes the row.
 - Locks are always taken in one order, patient -> session rows (by id) -> series, the order the
-  treatments app already follows when it completes a session (session row, then
+  treatments app follows when it records a treatment (patient, session, series, then
   complete_session), so no two of these paths can deadlock.
 """
 

@@ -13,7 +13,7 @@ consent either wholly valid or revoked.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -25,9 +25,6 @@ from patients.models import Patient
 from treatments import rules
 from treatments.errors import consent_title_taken
 from treatments.models import Consent, ConsentForm
-
-# Clocks differ a little between a tablet and the server; a minute is not "the future".
-CLOCK_SKEW = timedelta(minutes=1)
 
 
 def _indications(given: Iterable[str]) -> list[str]:
@@ -135,7 +132,7 @@ def sign_consent(
         errors["signature_name"] = ["The name the patient signed with."]
     # A paper signature may be entered later, even before the form was typed in: only the
     # future is refused.
-    if signed_at > now + CLOCK_SKEW:
+    if signed_at > now + rules.CLOCK_SKEW:
         errors["signed_at"] = ["Must not be in the future."]
     if errors:
         raise InvalidInput(errors)

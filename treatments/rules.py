@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db.models import TextChoices
@@ -27,6 +27,8 @@ EVALUATED_MAX_DEPTH = Decimal("1.50")
 
 # Free-text limits of a treatment record, its amendments and aftercare steps.
 NOTES_MAX_LENGTH = 5000
+# Clocks differ a little between a tablet and the server; a minute is not "the future".
+CLOCK_SKEW = timedelta(minutes=1)
 CONSENT_TITLE_MAX_LENGTH = 200
 CONSENT_BODY_MAX_LENGTH = 100_000
 SIGNATURE_NAME_MAX_LENGTH = 200

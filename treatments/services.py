@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -52,9 +52,6 @@ from treatments.models import (
     TreatmentDepth,
     TreatmentRecord,
 )
-
-# Clocks differ a little between a tablet and the server; a minute is not "the future".
-CLOCK_SKEW = timedelta(minutes=1)
 
 
 @transaction.atomic
@@ -341,7 +338,7 @@ def _record_treatment(
 
     now = timezone.now()
     performed_at = performed_at or now
-    if performed_at > now + CLOCK_SKEW:
+    if performed_at > now + rules.CLOCK_SKEW:
         raise InvalidInput({"performed_at": ["Must not be in the future."]})
     performed_on = clinic.local_date(performed_at)
     session_on = clinic.local_date(session.starts_at)
