@@ -7,6 +7,7 @@ the view's queryset to the user's clinic, so another clinic's object is simply n
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -54,6 +55,19 @@ class ClinicAPIView(APIView):
                 outcome=AuditOutcome.DENIED,
             )
         super().permission_denied(request, message, code)
+
+
+class CreateThroughServiceMixin:
+    """`POST` a new object: the serializer checks the shape, `create_service(actor=, **fields)`
+    writes it (rules, audit), and the answer is 201 with the object as the serializer shows it."""
+
+    create_service: Callable[..., Any]
+
+    def create(self, request: Request) -> Response:
+        body = self.get_serializer(data=request.data)  # type: ignore[attr-defined]
+        body.is_valid(raise_exception=True)
+        created = self.create_service(actor=request.user, **body.validated_data)
+        return Response(self.get_serializer(created).data, status=201)  # type: ignore[attr-defined]
 
 
 class ClinicScopedViewSet(ClinicAPIView, viewsets.GenericViewSet):

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clinic import auth, services
-from clinic.api.base import ClinicAPIView, ClinicScopedViewSet
+from clinic.api.base import ClinicAPIView, ClinicScopedViewSet, CreateThroughServiceMixin
 from clinic.api.permissions import ADMIN, ALL_ROLES
 from clinic.api.problems import (
     PROBLEM_CONTENT_TYPE,
@@ -103,39 +103,33 @@ class ClinicView(ClinicAPIView):
         return Response(ClinicSerializer(clinic).data)
 
 
-class StaffViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet):
+class StaffViewSet(
+    CreateThroughServiceMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet
+):
     queryset = User.objects.order_by("username")
     serializer_class = StaffSerializer
     read_roles = ALL_ROLES
     write_roles = ADMIN
 
-    def create(self, request: Request) -> Response:
-        body = self.get_serializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        user = services.create_staff(actor=request.user, **body.validated_data)
-        return Response(self.get_serializer(user).data, status=201)
+    create_service = staticmethod(services.create_staff)
 
 
-class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet):
+class RoomViewSet(
+    CreateThroughServiceMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet
+):
     queryset = Room.objects.all()
     serializer_class = RoomSerializer
 
-    def create(self, request: Request) -> Response:
-        body = self.get_serializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        room = services.create_room(actor=request.user, **body.validated_data)
-        return Response(self.get_serializer(room).data, status=201)
+    create_service = staticmethod(services.create_room)
 
 
-class HandpieceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet):
+class HandpieceViewSet(
+    CreateThroughServiceMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet
+):
     queryset = Handpiece.objects.all()
     serializer_class = HandpieceSerializer
 
-    def create(self, request: Request) -> Response:
-        body = self.get_serializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        handpiece = services.create_handpiece(actor=request.user, **body.validated_data)
-        return Response(self.get_serializer(handpiece).data, status=201)
+    create_service = staticmethod(services.create_handpiece)
 
 
 class HealthSerializer(serializers.Serializer):

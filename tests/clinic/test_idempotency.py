@@ -3,6 +3,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
+from clinic.api.views import RoomViewSet
 from clinic.models import IdempotencyKey, Room
 
 
@@ -61,11 +62,11 @@ def test_a_server_error_is_not_stored_so_a_retry_runs(admin, api, monkeypatch):
     from clinic import services
 
     real = services.create_room
-    monkeypatch.setattr(services, "create_room", lambda **kw: 1 / 0)
+    monkeypatch.setattr(RoomViewSet, "create_service", staticmethod(lambda **kw: 1 / 0))
     client = api(admin)
     client.raise_request_exception = False
     assert client.post("/api/v1/rooms/", {"name": "A"}, HTTP_IDEMPOTENCY_KEY="k").status_code == 500
-    monkeypatch.setattr(services, "create_room", real)
+    monkeypatch.setattr(RoomViewSet, "create_service", staticmethod(real))
     assert client.post("/api/v1/rooms/", {"name": "A"}, HTTP_IDEMPOTENCY_KEY="k").status_code == 201
     assert IdempotencyKey.objects.count() == 1
 
@@ -85,7 +86,7 @@ def test_a_replay_while_the_first_runs_is_409_in_progress(admin, api, monkeypatc
         release.wait(10)
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "create_room", slow_create_room)
+    monkeypatch.setattr(RoomViewSet, "create_service", staticmethod(slow_create_room))
 
     def first():
         try:

@@ -5,6 +5,7 @@ from django.db import IntegrityError, transaction
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from clinic.api.views import RoomViewSet
 from clinic.models import Role
 
 PROBLEM = "application/problem+json"
@@ -55,12 +56,11 @@ def test_field_validation_lists_errors_per_field(admin, api):
 
 @pytest.mark.django_db
 def test_unexpected_errors_are_500_problem_without_a_trace(admin, api, monkeypatch):
-    from clinic import services
 
     def explode(**kwargs):
         raise RuntimeError("patient Jane Doe, DOB 1980-01-01")
 
-    monkeypatch.setattr(services, "create_room", explode)
+    monkeypatch.setattr(RoomViewSet, "create_service", staticmethod(explode))
     client = api(admin)
     client.raise_request_exception = False
     response = client.post("/api/v1/rooms/", {"name": "X"})
@@ -72,12 +72,11 @@ def test_unexpected_errors_are_500_problem_without_a_trace(admin, api, monkeypat
 
 @pytest.mark.django_db
 def test_an_unmapped_constraint_violation_is_a_409_problem(admin, api, monkeypatch):
-    from clinic import services
 
     def violate(**kwargs):
         raise IntegrityError("duplicate key value violates unique constraint")
 
-    monkeypatch.setattr(services, "create_room", violate)
+    monkeypatch.setattr(RoomViewSet, "create_service", staticmethod(violate))
     assert_problem(api(admin).post("/api/v1/rooms/", {"name": "X"}), 409, "conflict")
 
 
