@@ -1,4 +1,4 @@
-.PHONY: run test faults
+.PHONY: run test faults bench
 # The README's two commands.
 run:
 	scripts/run.sh
@@ -8,3 +8,7 @@ test:
 # Long runs, not part of `make test`.
 faults:
 	scripts/faults.sh --rounds 3
+# The scale benchmark (benchmarks/scale): 1,000,000 sessions in their own database; never in
+# scripts/test.sh. `make bench ARGS="--sessions 100000"` for a quicker run.
+bench:
+	scripts/bootstrap.sh >/dev/null && .venv/bin/python -m benchmarks.scale $(ARGS)
