@@ -103,6 +103,18 @@ DATABASES = {
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+# JIT compiling costs tens of milliseconds on the few queries planned above jit_above_cost
+# (the day view's count at a large clinic, exports) and never pays back on short queries.
+DATABASES["default"]["OPTIONS"]["options"] = "-c jit=off"
+# A streaming read replica for reads and exports (clinic/db_router.py): a request reads it
+# until its first write; transactions, tasks and commands always use the primary.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db_url("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["replica"]["OPTIONS"] = dict(DATABASES["default"]["OPTIONS"])
+    DATABASE_ROUTERS = ["clinic.db_router.ReplicaRouter"]
+    MIDDLEWARE.insert(0, "clinic.db_router.ReplicaReadsMiddleware")
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 

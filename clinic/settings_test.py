@@ -27,3 +27,7 @@ if os.environ.get("CELERY_TEST_KEY_PREFIX"):
     _options: dict[str, Any] = dict(_base.CELERY_BROKER_TRANSPORT_OPTIONS)
     _options["global_keyprefix"] = os.environ["CELERY_TEST_KEY_PREFIX"]
     CELERY_BROKER_TRANSPORT_OPTIONS = _options
+
+# A second alias on the test database, for the read-replica router's tests
+# (tests/clinic/test_db_router.py); no router uses it unless a test switches one on.
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}  # noqa: F405

@@ -19,9 +19,9 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from django.db import connection, transaction
+from django.db import connections, transaction
 
-from clinic import audit, checkpoints, dates
+from clinic import audit, checkpoints, dates, db_router
 from clinic.errors import InvalidInput
 from clinic.models import Clinic, User
 from clinic.rules import day_bounds
@@ -169,7 +169,7 @@ def tip_usage_select(query: TipUsageQuery) -> tuple[str, dict[str, Any]]:
 def count_tip_usage(query: TipUsageQuery) -> int:
     """How many rows the export has (the joins are on required foreign keys: one row each)."""
     where, params = _conditions(query)
-    with connection.cursor() as wrapper:
+    with connections[db_router.reads_alias(stale_ok=True)].cursor() as wrapper:
         cursor = wrapper.cursor
         cursor.execute(f"SELECT count(*) FROM treatments_treatmentrecord r WHERE {where}", params)  # noqa: S608
         row = cursor.fetchone()
@@ -180,11 +180,13 @@ def copy_chunks(query: TipUsageQuery, chunk_bytes: int = 1 << 16) -> Iterator[tu
     """(CSV bytes, data rows in them), header first, in chunks of about `chunk_bytes`.
 
     Runs on Django's connection (so a request's or a test's transaction sees the same data),
-    in a transaction of its own that gives the COPY the clinic's time zone. Closing the
-    generator early cancels the COPY on the server."""
+    or the read replica's when there is one (clinic/db_router.py), in a transaction of its own
+    that gives the COPY the clinic's time zone. Closing the generator early cancels the COPY on
+    the server."""
     sql, params = tip_usage_select(query)
     statement = f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER)"
-    with transaction.atomic(), connection.cursor() as wrapper:
+    alias = db_router.reads_alias(stale_ok=True)
+    with transaction.atomic(using=alias), connections[alias].cursor() as wrapper:
         cursor = wrapper.cursor  # psycopg's own cursor: Django's wrapper has no copy()
         cursor.execute(
             "SELECT current_setting('TimeZone'), set_config('TimeZone', %s, true)",
