@@ -71,9 +71,13 @@ class Patient(models.Model):
                 condition=models.Q(archived_at__isnull=True),
             ),
             # ?search= is a substring match on one stored, upper-cased text of name, email
-            # and phone; a trigram index serves LIKE '%...%' on it.
+            # and phone, always within one clinic: one GIN index over the clinic (btree_gin)
+            # and the text's trigrams serves both, so a clinic's search never reads the
+            # matches of the other ninety-nine clinics of a chain to filter them out.
             GinIndex(
-                OpClass("search_text", name="gin_trgm_ops"), name="patients_patient_search_trgm"
+                "clinic",
+                OpClass("search_text", name="gin_trgm_ops"),
+                name="patients_patient_clinic_search",
             ),
             # An SMS reply is matched to patients by the sender's phone (stored as E.164).
             models.Index(
