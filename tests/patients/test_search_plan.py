@@ -36,7 +36,7 @@ def test_a_clinics_search_uses_the_clinic_and_trigram_index(clinic, other_clinic
 @pytest.mark.django_db
 def test_a_lots_usage_is_planned_with_the_clinic_and_lot_statistics():
     """A lot belongs to one clinic: extended statistics tell PostgreSQL so (migration
-    treatments/0008); the planner otherwise multiplies the two selectivities."""
+    treatments/0009); the planner otherwise multiplies the two selectivities."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT stxname, stxkind::text, array(SELECT attname FROM pg_attribute"

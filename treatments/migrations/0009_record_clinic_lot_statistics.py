@@ -13,7 +13,7 @@ REVERSE_SQL = "DROP STATISTICS IF EXISTS treatments_treatmentrecord_clinic_lot;"
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("treatments", "0007_consents"),
+        ("treatments", "0008_acknowledged_warnings_db_default"),
     ]
 
     operations = [migrations.RunSQL(SQL, REVERSE_SQL)]
