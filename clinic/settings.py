@@ -261,6 +261,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Publishing from a request must never hang it: the periodic scans re-find anything not sent.
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TIMEZONE = "UTC"
+# Workers log through LOGGING (its handlers redact patient data), not handlers of Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_ENABLE_UTC = True
 
 NOTIFICATION_SCAN_SECONDS = env.int("NOTIFICATION_SCAN_SECONDS", default=60)
@@ -372,10 +374,15 @@ CELERY_BEAT_SCHEDULE["scheduling.scan_webhooks"] = {
 }
 
 # --- Logging -----------------------------------------------------------------------------------
+# No patient data in logs: every handler has the redaction filter (clinic/logs.py), and a test
+# fails for a handler without it.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"correlation_id": {"()": "django_guid.log_filters.CorrelationId"}},
+    "filters": {
+        "correlation_id": {"()": "django_guid.log_filters.CorrelationId"},
+        "redact_patient_data": {"()": "clinic.logs.RedactPatientData"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s %(message)s"}
     },
@@ -383,10 +390,16 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["correlation_id"],
+            "filters": ["correlation_id", "redact_patient_data"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django's own defaults attach handlers of theirs (console when DEBUG, mail_admins with the
+    # request's data): replaced, so django.* goes through ours, like everything else.
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
 
 # --- Production hardening (manage.py check --deploy) --------------------------------------------

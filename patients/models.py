@@ -1,7 +1,9 @@
 """Patients and their eligibility screenings. Patients are archived, never deleted."""
 
+import contextlib
 import uuid
 
+import phonenumbers
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
@@ -86,7 +88,28 @@ class Patient(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.first_name} {self.last_name}"
+        # Never the name: whatever prints a patient (a log line, an exception, the back
+        # office's history) prints no patient data.
+        return f"Patient {self.pk}"
+
+    def identifying_values(self) -> list[str]:
+        """What the log filter must never let through (clinic.logs.remember). Read from the
+        instance's own fields only: a deferred field is not loaded for it."""
+        fields = self.__dict__
+        values = [fields.get(name) for name in ("first_name", "last_name", "email", "phone")]
+        born = fields.get("date_of_birth")
+        if born is not None:
+            values += [born.isoformat(), f"{born:%m/%d/%Y}", f"{born:%d/%m/%Y}"]
+        first, last = fields.get("first_name"), fields.get("last_name")
+        if first and last:
+            values.append(f"{first} {last}")
+        phone = fields.get("phone")
+        if phone:
+            # Stored as E.164; also its digits alone and the national number (2025550143).
+            values.append(phone.lstrip("+"))
+            with contextlib.suppress(phonenumbers.NumberParseException):
+                values.append(str(phonenumbers.parse(phone).national_number))
+        return [value for value in values if value]
 
     @property
     def is_archived(self) -> bool:
