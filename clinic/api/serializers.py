@@ -52,31 +52,49 @@ class ClinicSerializer(ModelSerializer):
         read_only_fields = ["id"]
 
 
-class StaffSerializer(ModelSerializer):
+# Input and output serializers (HackSoft's InputSerializer/OutputSerializer): the input says the
+# shape of a POST body and nothing else (uniqueness is the service's rule, checked
+# case-insensitively and answered in the contract's format); the output is the model as shown.
+
+
+class StaffInputSerializer(serializers.Serializer):
+    username = serializers.CharField(
+        max_length=150,
+        validators=[User.username_validator],
+        help_text=User._meta.get_field("username").help_text,
+    )
     password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
     full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     role = serializers.ChoiceField(choices=Role.choices)
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
 
+
+class StaffSerializer(ModelSerializer):
+    role = serializers.ChoiceField(choices=Role.choices, read_only=True)
+
     class Meta:
         model = User
-        fields = ["id", "username", "password", "full_name", "role", "email"]
-        read_only_fields = ["id"]
-        # The service checks uniqueness (case-insensitively) and answers in the same format.
-        extra_kwargs = {"username": {"validators": []}}
+        fields = ["id", "username", "full_name", "role", "email"]
+        read_only_fields = fields
+
+
+class RoomInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
 
 
 class RoomSerializer(ModelSerializer):
     class Meta:
         model = Room
         fields = ["id", "name"]
-        read_only_fields = ["id"]
-        validators: list[object] = []
+        read_only_fields = fields
+
+
+class HandpieceInputSerializer(serializers.Serializer):
+    serial_number = serializers.CharField(max_length=64)
 
 
 class HandpieceSerializer(ModelSerializer):
     class Meta:
         model = Handpiece
         fields = ["id", "serial_number"]
-        read_only_fields = ["id"]
-        validators: list[object] = []
+        read_only_fields = fields

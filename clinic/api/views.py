@@ -4,7 +4,12 @@ import redis
 from django.conf import settings
 from django.db import connection
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -22,8 +27,11 @@ from clinic.api.problems import (
 )
 from clinic.api.serializers import (
     ClinicSerializer,
+    HandpieceInputSerializer,
     HandpieceSerializer,
+    RoomInputSerializer,
     RoomSerializer,
+    StaffInputSerializer,
     StaffSerializer,
     TokenRequestSerializer,
     TokenSerializer,
@@ -103,6 +111,9 @@ class ClinicView(ClinicAPIView):
         return Response(ClinicSerializer(clinic).data)
 
 
+@extend_schema_view(
+    create=extend_schema(request=StaffInputSerializer, responses={201: StaffSerializer})
+)
 class StaffViewSet(
     CreateThroughServiceMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet
 ):
@@ -111,24 +122,33 @@ class StaffViewSet(
     read_roles = ALL_ROLES
     write_roles = ADMIN
 
+    input_serializer_class = StaffInputSerializer
     create_service = staticmethod(services.create_staff)
 
 
+@extend_schema_view(
+    create=extend_schema(request=RoomInputSerializer, responses={201: RoomSerializer})
+)
 class RoomViewSet(
     CreateThroughServiceMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet
 ):
     queryset = Room.objects.all()
     serializer_class = RoomSerializer
 
+    input_serializer_class = RoomInputSerializer
     create_service = staticmethod(services.create_room)
 
 
+@extend_schema_view(
+    create=extend_schema(request=HandpieceInputSerializer, responses={201: HandpieceSerializer})
+)
 class HandpieceViewSet(
     CreateThroughServiceMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ClinicScopedViewSet
 ):
     queryset = Handpiece.objects.all()
     serializer_class = HandpieceSerializer
 
+    input_serializer_class = HandpieceInputSerializer
     create_service = staticmethod(services.create_handpiece)
 
 

@@ -17,7 +17,7 @@ from patients.api.serializers import (
     PatientSerializer,
     ScreeningSerializer,
 )
-from patients.models import Patient
+from patients.models import Patient, Screening
 
 
 class PatientFilter(filters.FilterSet):
@@ -82,19 +82,23 @@ class PatientViewSet(PatientDataViewSet):
 class ScreeningViewSet(ClinicScopedViewSet):
     """A patient's screenings (newest first) and their eligibility on a date."""
 
-    queryset = Patient.objects.all()
+    # Screenings of the user's clinic (ClinicScopedViewSet); the URL's `pk` is the patient's,
+    # looked up in the same clinic, so another clinic's patient is a 404 like a missing one.
+    queryset = Screening.objects.order_by("-screened_at", "-id")
     serializer_class = ScreeningSerializer
     read_roles = ALL_ROLES
     write_roles = CLINICAL_STAFF
     audit_object_type = "screening"
 
     def _patient(self, pk: str) -> Patient:
-        return get_object_or_404(self.get_queryset(), pk=pk)
+        return get_object_or_404(
+            Patient.objects.filter(clinic_id=self.request.user.clinic_id), pk=pk
+        )
 
     @extend_schema(responses={200: ScreeningSerializer(many=True)})
     def list(self, request: Request, pk: str) -> Response:
         patient = self._patient(pk)
-        screenings = self.paginate_queryset(patient.screenings.order_by("-screened_at", "-id"))
+        screenings = self.paginate_queryset(self.get_queryset().filter(patient=patient))
         audit.record_reads(
             actor=request.user,
             action="screening.list",
