@@ -407,7 +407,7 @@ def throughput(
 
 def export_vs_psql(port: int, clinic: Clinic, token: str, repeat: int = 3) -> dict[str, Any]:
     """The tip-usage CSV of the large clinic through gunicorn against `psql \\copy` of its own
-    SELECT (same time zone), best of `repeat` each."""
+    SELECT (the same session settings: time zone, JIT off), best of `repeat` each."""
     import psycopg
 
     query = exports.tip_usage_query(clinic, used_from=None, used_to=None, lot=None)
@@ -426,6 +426,8 @@ def export_vs_psql(port: int, clinic: Clinic, token: str, repeat: int = 3) -> di
                 os.environ["DATABASE_URL"],
                 "-c",
                 f"SET TIME ZONE '{clinic.timezone}'",
+                "-c",
+                "SET jit = off",  # as the app's connections (clinic/settings.py)
                 "-c",
                 copy,
             ],

@@ -36,6 +36,8 @@ class QueryCountMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Statements of a (re)connection (CONN_MAX_AGE expired) are not the request's.
+        connection.ensure_connection()
         count = 0
 
         def counted(execute, sql, params, many, context):
