@@ -20,7 +20,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.db.models import F, Q
 from django.utils import timezone
 
-from clinic import audit, liveness
+from clinic import audit, liveness, logs
 from clinic.models import AuditOutcome
 from scheduling import channels
 from scheduling.models import OPEN_SESSION_STATUSES, SeriesStatus, SessionFlag
@@ -140,8 +140,10 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def _record_failure(notification: Notification, claimed_at: datetime, exc: Exception) -> str:
-    # The exception names the transport's problem; message text is never part of it.
-    error = f"{type(exc).__name__}: {exc}"[:300]
+    # The exception names the transport's problem; message text is never part of it, but the
+    # provider's text may quote the address: kept and shown to staff, it is redacted like a
+    # log line (clinic.logs).
+    error = logs.redact(f"{type(exc).__name__}: {exc}")[:300]
     attempts = notification.attempts
     give_up = (
         isinstance(exc, channels.PermanentSendError)

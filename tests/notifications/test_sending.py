@@ -35,6 +35,13 @@ class InvalidNumber(SMSBackend):
         raise channels.PermanentSendError("invalid number")
 
 
+class QuotesTheNumber(SMSBackend):
+    """A provider whose refusal quotes the number, as real ones do."""
+
+    def send(self, *, to, body, reference):
+        raise channels.PermanentSendError(f"{to} is not a mobile number")
+
+
 class WorkerKilled(BaseException):
     """What a SIGKILL looks like from inside the worker: nothing after it runs."""
 
@@ -213,6 +220,19 @@ def test_a_permanent_refusal_fails_at_once(make_patient):
         1,
         "PermanentSendError: invalid number",
     )
+
+
+@pytest.mark.django_db
+@override_settings(SMS_BACKEND=here("QuotesTheNumber"))
+def test_the_stored_error_holds_no_patient_data(make_patient):
+    """last_error is read by staff and kept: the provider's text is redacted like a log line."""
+    patient = sms_only(make_patient)
+    outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+    row = Notification.objects.get(channel="sms")
+    assert sender.send(row.id) == "failed"
+    row.refresh_from_db()
+    assert patient.phone.startswith("+")
+    assert row.last_error == "PermanentSendError: [phone] is not a mobile number"
 
 
 @pytest.mark.django_db
