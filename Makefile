@@ -1,4 +1,4 @@
-.PHONY: run test faults bench
+.PHONY: run test faults bench fuzz
 # The README's two commands.
 run:
 	scripts/run.sh
@@ -12,3 +12,5 @@ faults:
 # scripts/test.sh. `make bench ARGS="--sessions 100000"` for a quicker run.
 bench:
 	scripts/bootstrap.sh >/dev/null && .venv/bin/python -m benchmarks.scale $(ARGS)
+fuzz:
+	scripts/fuzz.sh

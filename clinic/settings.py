@@ -233,6 +233,10 @@ SPECTACULAR_SETTINGS = {
     },
     "SECURITY": [{"bearerAuth": []}],
     "PREPROCESSING_HOOKS": ["clinic.api.schema.keep_literal_dollar"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "clinic.api.schema.add_links",
+    ],
 }
 
 DJANGO_GUID = {

@@ -39,7 +39,8 @@ class WeeklyInterval:
 
 def parse_hhmm(value: str, *, allow_midnight_end: bool = False) -> int:
     """ "HH:MM" as minutes after midnight; "24:00" only as an end. Raises ValueError."""
-    if len(value) != 5 or value[2] != ":" or not (value[:2] + value[3:]).isdigit():
+    digits = value[:2] + value[3:]
+    if len(value) != 5 or value[2] != ":" or not (digits.isascii() and digits.isdigit()):
         raise ValueError("Use HH:MM.")
     hours, minutes = int(value[:2]), int(value[3:])
     if allow_midnight_end and (hours, minutes) == (24, 0):

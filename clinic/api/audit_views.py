@@ -11,21 +11,21 @@ from datetime import datetime
 from django.utils import timezone
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers
+from rest_framework import mixins
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic import audit
 from clinic.api.base import ClinicScopedViewSet
-from clinic.api.fields import DateOrDateTimeFilter, ModelSerializer
+from clinic.api.fields import DateOrDateTimeFilter, ModelSerializer, UUIDField
 from clinic.api.pagination import CursorPagination
 from clinic.api.permissions import AUDIT_READERS
 from clinic.models import AuditEvent, AuditOutcome
 
 
 class AuditEventSerializer(ModelSerializer):
-    actor = serializers.UUIDField(source="actor_id", allow_null=True, read_only=True)
-    patient = serializers.UUIDField(source="patient_id", allow_null=True, read_only=True)
+    actor = UUIDField(source="actor_id", allow_null=True, read_only=True)
+    patient = UUIDField(source="patient_id", allow_null=True, read_only=True)
 
     class Meta:
         model = AuditEvent

@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 from django.db import models
+from django.http import QueryDict
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -55,14 +56,100 @@ class DateTimeField(serializers.DateTimeField):
         return self.enforce_timezone(parsed)
 
 
+# --- JSON types, strictly -----------------------------------------------------------------------
+# DRF's fields were written for form data too, where every value is text: its CharField takes
+# 0, its IntegerField "5" and 5.0, its BooleanField 1 and "yes", its UUIDField an integer. The
+# API speaks JSON only, and its schema says which JSON type each field takes; a body field of
+# another type is 400. (A serializer reading query parameters, which are all text, is not held
+# to it.)
+
+
+def _from_json(field: serializers.Field) -> bool:
+    return not isinstance(getattr(field.root, "initial_data", None), QueryDict)
+
+
+class JSONTypeMixin:
+    json_types: tuple[type, ...] = (str,)
+
+    def to_internal_value(self, data: Any) -> Any:
+        wrong = isinstance(data, bool) and bool not in self.json_types
+        if _from_json(self) and (wrong or not isinstance(data, self.json_types)):  # type: ignore[arg-type]
+            self.refuse(data)
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+    def refuse(self, data: Any) -> None:
+        self.fail("invalid")  # type: ignore[attr-defined]
+
+
+class CharField(JSONTypeMixin, serializers.CharField):
+    pass
+
+
+class EmailField(JSONTypeMixin, serializers.EmailField):
+    pass
+
+
+class URLField(JSONTypeMixin, serializers.URLField):
+    pass
+
+
+class RegexField(JSONTypeMixin, serializers.RegexField):
+    pass
+
+
+class UUIDField(JSONTypeMixin, serializers.UUIDField):
+    pass
+
+
+class IntegerField(JSONTypeMixin, serializers.IntegerField):
+    json_types = (int,)
+
+
+class DecimalField(JSONTypeMixin, serializers.DecimalField):
+    # The contract: depths are accepted as a JSON string or number.
+    json_types = (str, int, float)
+
+
+class ChoiceField(JSONTypeMixin, serializers.ChoiceField):
+    def to_internal_value(self, data: Any) -> Any:
+        self.json_types = (int,) if {type(key) for key in self.choices} == {int} else (str,)
+        return super().to_internal_value(data)
+
+    def refuse(self, data: Any) -> None:
+        self.fail("invalid_choice", input=data)
+
+
+class BooleanField(serializers.BooleanField):
+    """JSON's `true` or `false` only. DRF's also takes 0, 1, "yes", "on" and more, which the
+    schema's boolean forbids (and a client sending them has a bug to hear about)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool) or not _from_json(self):
+            return data if isinstance(data, bool) else super().to_internal_value(data)
+        self.fail("invalid", input=data)
+
+
 class ModelSerializer(serializers.ModelSerializer):
-    """DRF's ModelSerializer whose generated date and timestamp fields are the strict ones."""
+    """DRF's ModelSerializer whose generated date, timestamp and boolean fields are the strict
+    ones."""
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.DateField: DateField,
         models.DateTimeField: DateTimeField,
+        models.BooleanField: BooleanField,
+        models.CharField: CharField,
+        models.TextField: CharField,
+        models.EmailField: EmailField,
+        models.URLField: URLField,
+        models.UUIDField: UUIDField,
+        models.IntegerField: IntegerField,
+        models.SmallIntegerField: IntegerField,
+        models.PositiveIntegerField: IntegerField,
+        models.PositiveSmallIntegerField: IntegerField,
+        models.DecimalField: DecimalField,
     }
+    serializer_choice_field = ChoiceField
 
 
 # --- Query parameters (django-filter) ------------------------------------------------------------
@@ -107,3 +194,25 @@ class DateOrDateTimeFilter(filters.Filter):
     """`?name=` a date or an ISO 8601 timestamp with offset."""
 
     field_class = DateOrDateTimeFormField
+
+
+class BooleanFormField(forms.Field):
+    """`true` or `false` as the schema's boolean is written; empty is absent. django-filter's
+    own reads `2` or `yes` as "no filter", so a typo would list everything."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        if value in ("true", "false"):
+            return value == "true"
+        raise forms.ValidationError("Enter true or false.")
+
+
+class BooleanFilter(filters.BooleanFilter):
+    field_class = BooleanFormField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.TextInput)
+        super().__init__(*args, **kwargs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,11 @@ from clinic.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+# Visible ASCII, spaces only inside: a Structured Field string, as the IETF Idempotency-Key
+# draft defines the header (a header's surrounding whitespace is not part of its value). The
+# schema publishes the same pattern.
+KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
+_KEY = re.compile(KEY_PATTERN)
 
 
 # Set on the Django request by ClinicAPIView.initial() once authentication, roles and throttles
@@ -94,11 +100,12 @@ class IdempotencyMiddleware:
         if user is None:
             return None
         # A blank key is a client's bug, not "no key": taken as none, its retry would book twice.
-        if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        if len(key) > MAX_KEY_LENGTH or not _KEY.match(key):
             return _problem(
                 400,
                 "invalid",
-                f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters, not all blank.",
+                f"{HEADER} must be 1 to {MAX_KEY_LENGTH} visible ASCII characters (spaces "
+                "only between them).",
             )
         try:
             request_fingerprint = fingerprint(request)

@@ -14,11 +14,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django_guid import get_guid
+from drf_spectacular.utils import extend_schema_field
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from clinic.api.fields import BooleanField, CharField, IntegerField, UUIDField
 from clinic.errors import DomainError, error_for_integrity_error
 
 logger = logging.getLogger(__name__)
@@ -250,29 +252,65 @@ def service_unavailable(part: str) -> JsonResponse:
     return response
 
 
-class ProblemSerializer(serializers.Serializer):
-    """The error body, for the OpenAPI schema."""
+_MESSAGES = {"type": "array", "items": {"type": "string"}}
 
-    type = serializers.CharField()
-    title = serializers.CharField()
-    status = serializers.IntegerField()
-    detail = serializers.CharField()
-    code = serializers.CharField()
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()), required=False
-    )
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "oneOf": [_MESSAGES, {"type": "object", "additionalProperties": _MESSAGES}]
+        },
+        "description": "invalid: the messages by field (dotted for nesting). A series plan's "
+        'failure names the first session that cannot be placed: {"sessions": {"<number>": '
+        '["<code>"]}}.',
+    }
+)
+class FieldErrorsField(serializers.DictField):
+    pass
+
+
+class ProblemSerializer(serializers.Serializer):
+    """The error body, for the OpenAPI schema: RFC 9457 members, `code`, and the members some
+    codes add."""
+
+    type = CharField()
+    title = CharField()
+    status = IntegerField()
+    detail = CharField()
+    code = CharField()
+    errors = FieldErrorsField(required=False)
     reasons = serializers.ListField(
-        child=serializers.CharField(),
+        child=CharField(),
         required=False,
         help_text="patient_not_eligible: the eligibility reason codes.",
     )
     warnings = serializers.ListField(
-        child=serializers.CharField(),
+        child=CharField(),
         required=False,
         help_text="warnings_not_acknowledged: the screening warning codes not acknowledged.",
     )
     consent_forms = serializers.ListField(
-        child=serializers.UUIDField(),
+        child=UUIDField(),
         required=False,
         help_text="consent_required: the ids of the consent form versions not signed.",
+    )
+    sessions = serializers.ListField(
+        child=UUIDField(),
+        required=False,
+        help_text="sessions_conflict: the ids of the active sessions the time off overlaps.",
+    )
+    otp_required = BooleanField(
+        required=False,
+        help_text="authentication_failed on login: the password was right, the TOTP code is "
+        "missing or wrong.",
+    )
+    request_id = CharField(required=False, help_text="server_error: quote it to support.")
+    database = CharField(
+        required=False,
+        help_text="service_unavailable: `unavailable` when the database is not answering.",
+    )
+    broker = CharField(
+        required=False,
+        help_text="service_unavailable: `unavailable` when the broker is not answering.",
     )

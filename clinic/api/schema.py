@@ -7,14 +7,14 @@ import re
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 
+from clinic.api.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 from clinic.api.problems import PROBLEM_CONTENT_TYPE, ProblemSerializer
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     name="Idempotency-Key",
-    type=OpenApiTypes.STR,
+    type={"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN},
     location=OpenApiParameter.HEADER,
     required=False,
     description=(
@@ -107,6 +107,17 @@ SUMMARIES = {
 }
 
 
+# Operations outside django-filter whose optional query parameters, sent empty, count as absent.
+EMPTY_IS_ABSENT = {"export_tip_usage_csv"}
+
+
+def _allow_empty(parameters: list[Any]) -> list[Any]:
+    for parameter in parameters:
+        if parameter.get("in") == "query" and not parameter.get("required"):
+            parameter["allowEmptyValue"] = True
+    return parameters
+
+
 def keep_literal_dollar(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """DRF derives a path from its route with Django's simplify_regex, which drops every `$`
     as an end anchor, also the literal one of FHIR's `Patient/{id}/$everything`: the schema
@@ -172,6 +183,23 @@ class ClinicAutoSchema(AutoSchema):
             params.append(IDEMPOTENCY_KEY)
         return params
 
+    def _get_filter_parameters(self) -> list[Any]:
+        # A filter sent empty (`?patient=`) filters nothing (django-filter's reading), which a
+        # client may rely on: say so, or an empty value reads as a value the schema forbids.
+        return _allow_empty(super()._get_filter_parameters())
+
+    def _get_parameters(self) -> list[Any]:
+        parameters: list[Any] = super()._get_parameters()
+        if self.get_operation_id() in EMPTY_IS_ABSENT:
+            _allow_empty(parameters)
+        return parameters
+
+    def _has_query_parameters(self) -> bool:
+        return any(
+            getattr(parameter, "location", None) == OpenApiParameter.QUERY
+            for parameter in self.get_override_parameters()
+        )
+
     def _error_statuses(self) -> list[int]:
         statuses = [500, 503]
         public = self._is_public()
@@ -184,6 +212,7 @@ class ClinicAutoSchema(AutoSchema):
             self.method in ("POST", "PUT", "PATCH")
             or self.get_filter_backends()
             or self._is_list_view()
+            or self._has_query_parameters()
         ):
             statuses.append(400)
         if self.method == "POST" and not public:
@@ -207,3 +236,44 @@ class ClinicAutoSchema(AutoSchema):
             )
             responses[str(status)] = response
         return responses
+
+
+# --- Links: what a create answers is what the object's own operations take --------------------
+
+# A path whose objects another collection creates.
+LINK_ALIASES = {"/api/v1/fhir/Patient/": "/api/v1/patients/"}
+_PARAM = re.compile(r"^\{(\w+)\}/")
+
+
+def add_links(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """OpenAPI links from each create (`POST <collection>/` answering 201 with an `id`) to every
+    operation under `<collection>/{param}/`, the new object's id as `param` and the create's
+    own path parameters passed on: a client (and schemathesis' state machine) can follow them."""
+    paths: dict[str, Any] = result["paths"]
+    creates = {
+        path: operation
+        for path, item in paths.items()
+        if (operation := item.get("post")) and "201" in operation["responses"]
+    }
+    for target_path, item in paths.items():
+        for collection, create in creates.items():
+            for prefix in (collection, *[a for a, c in LINK_ALIASES.items() if c == collection]):
+                match = (
+                    _PARAM.match(target_path[len(prefix) :])
+                    if target_path.startswith(prefix)
+                    else None
+                )
+                if not match:
+                    continue
+                inherited = re.findall(r"\{(\w+)\}", collection)
+                parameters = {name: f"$request.path.{name}" for name in inherited}
+                parameters[match.group(1)] = "$response.body#/id"
+                for method, operation in item.items():
+                    if method not in ("get", "put", "patch", "post", "delete"):
+                        continue
+                    links = create["responses"]["201"].setdefault("links", {})
+                    links[operation["operationId"]] = {
+                        "operationId": operation["operationId"],
+                        "parameters": parameters,
+                    }
+    return result

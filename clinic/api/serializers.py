@@ -1,21 +1,29 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from clinic.api.fields import DateTimeField, ModelSerializer
-from clinic.models import Clinic, Handpiece, Room, User
+from clinic.api.fields import (
+    CharField,
+    ChoiceField,
+    DateTimeField,
+    EmailField,
+    IntegerField,
+    ModelSerializer,
+)
+from clinic.models import Clinic, Handpiece, Room, User, validate_timezone
 from clinic.rules import CLINIC_SETTING_RANGES, Role
 from clinic.services import CLINIC_SETTINGS_FIELDS
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False)
-    otp = serializers.CharField(
+    username = CharField(max_length=150)
+    password = CharField(max_length=4096, trim_whitespace=False)
+    otp = CharField(
         max_length=16,
         required=False,
         allow_blank=True,
         help_text="The current TOTP code: required when the user has a confirmed TOTP device.",
     )
-    device_token = serializers.CharField(
+    device_token = CharField(
         max_length=500,
         required=False,
         allow_blank=True,
@@ -27,19 +35,36 @@ class TokenRequestSerializer(serializers.Serializer):
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = CharField()
     expires_at = DateTimeField(
         help_text="The latest moment the token works (TOKEN_TTL_HOURS after issue). It stops "
         "earlier after TOKEN_IDLE_MINUTES without a request, and at logout."
     )
 
 
-def _setting_field(name: str) -> serializers.IntegerField:
+def _setting_field(name: str) -> IntegerField:
     allowed = CLINIC_SETTING_RANGES[name]
-    return serializers.IntegerField(min_value=allowed.min, max_value=allowed.max, required=False)
+    return IntegerField(min_value=allowed.min, max_value=allowed.max, required=False)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "maxLength": 64,
+        "pattern": r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$",
+        "description": "An IANA time zone name, e.g. America/New_York (400 if unknown).",
+    }
+)
+class TimezoneField(CharField):
+    """An IANA zone name (the schema gives its shape; a list of every zone would name a
+    generated client's enum members ambiguously, GMT0 and GMT-0)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=64, validators=[validate_timezone], **kwargs)
 
 
 class ClinicSerializer(ModelSerializer):
+    timezone = TimezoneField()
     screening_valid_days = _setting_field("screening_valid_days")
     min_interval_days = _setting_field("min_interval_days")
     default_interval_days = _setting_field("default_interval_days")
@@ -58,19 +83,21 @@ class ClinicSerializer(ModelSerializer):
 
 
 class StaffInputSerializer(serializers.Serializer):
-    username = serializers.CharField(
+    username = CharField(
         max_length=150,
         validators=[User.username_validator],
         help_text=User._meta.get_field("username").help_text,
     )
-    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
-    full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    role = serializers.ChoiceField(choices=Role.choices)
-    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
+    password = CharField(write_only=True, max_length=128, trim_whitespace=False)
+    full_name = CharField(max_length=200, required=False, allow_blank=True, default="")
+    role = ChoiceField(choices=Role.choices)
+    email = EmailField(max_length=254, required=False, allow_blank=True, default="")
 
 
 class StaffSerializer(ModelSerializer):
-    role = serializers.ChoiceField(choices=Role.choices, read_only=True)
+    role = ChoiceField(choices=Role.choices, read_only=True)
+    # Optional: "" when the staff member has none (read-only fields lose the model's blank=True).
+    email = EmailField(read_only=True, allow_blank=True)
 
     class Meta:
         model = User
@@ -79,7 +106,7 @@ class StaffSerializer(ModelSerializer):
 
 
 class RoomInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = CharField(max_length=100)
 
 
 class RoomSerializer(ModelSerializer):
@@ -90,7 +117,7 @@ class RoomSerializer(ModelSerializer):
 
 
 class HandpieceInputSerializer(serializers.Serializer):
-    serial_number = serializers.CharField(max_length=64)
+    serial_number = CharField(max_length=64)
 
 
 class HandpieceSerializer(ModelSerializer):

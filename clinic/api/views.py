@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from clinic import auth, services
 from clinic.api.base import ClinicAPIView, ClinicScopedViewSet, CreateThroughServiceMixin
+from clinic.api.fields import CharField
 from clinic.api.permissions import ADMIN, ALL_ROLES
 from clinic.api.problems import (
     PROBLEM_CONTENT_TYPE,
@@ -153,8 +154,8 @@ class HandpieceViewSet(
 
 
 class HealthSerializer(serializers.Serializer):
-    database = serializers.CharField()
-    broker = serializers.CharField()
+    database = CharField()
+    broker = CharField()
 
 
 class HealthView(APIView):

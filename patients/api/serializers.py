@@ -1,19 +1,24 @@
 from rest_framework import serializers
 
-from clinic.api.fields import DateField, ModelSerializer
+from clinic.api.fields import (
+    BooleanField,
+    CharField,
+    DateField,
+    EmailField,
+    IntegerField,
+    ModelSerializer,
+)
 from patients.models import Patient, Screening
 from patients.rules import CONTRAINDICATION_ANSWERS, FITZPATRICK_TYPES, WARNING_ANSWERS
 from patients.services import PATIENT_FIELDS
 
 
 class PatientSerializer(ModelSerializer):
-    fitzpatrick_type = serializers.IntegerField(
-        min_value=FITZPATRICK_TYPES[0], max_value=FITZPATRICK_TYPES[-1]
-    )
-    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
-    phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
-    sms_opt_in = serializers.BooleanField(required=False, default=False)
-    email_opt_in = serializers.BooleanField(required=False, default=False)
+    fitzpatrick_type = IntegerField(min_value=FITZPATRICK_TYPES[0], max_value=FITZPATRICK_TYPES[-1])
+    email = EmailField(max_length=254, required=False, allow_blank=True, default="")
+    phone = CharField(max_length=32, required=False, allow_blank=True, default="")
+    sms_opt_in = BooleanField(required=False, default=False)
+    email_opt_in = BooleanField(required=False, default=False)
     archived = serializers.SerializerMethodField()
 
     class Meta:
@@ -74,7 +79,7 @@ class EligibilityQuerySerializer(serializers.Serializer):
 
 
 class EligibilitySerializer(serializers.Serializer):
-    eligible = serializers.BooleanField()
-    reasons = serializers.ListField(child=serializers.CharField())
+    eligible = BooleanField()
+    reasons = serializers.ListField(child=CharField())
     valid_until = DateField(allow_null=True)
     eligible_from = DateField(allow_null=True)

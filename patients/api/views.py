@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from clinic import audit
 from clinic.api.base import ClinicScopedViewSet, PatientDataViewSet
+from clinic.api.fields import BooleanFilter
 from clinic.api.permissions import ALL_ROLES, CLINICAL_STAFF
 from patients import selectors, services
 from patients.api.serializers import (
@@ -22,7 +23,7 @@ from patients.models import Patient, Screening
 
 class PatientFilter(filters.FilterSet):
     search = filters.CharFilter(method="filter_search", help_text="Name, email or phone.")
-    archived = filters.BooleanFilter(
+    archived = BooleanFilter(
         method="filter_archived",
         help_text="true: only archived patients; false (default): only active ones.",
     )

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clinic.api.base import PatientDataViewSet
-from clinic.api.fields import ModelSerializer
+from clinic.api.fields import CharField, ChoiceField, ModelSerializer, UUIDField
 from clinic.errors import InvalidInput
 from clinic.models import Role
 from scheduling import channels
@@ -26,18 +26,18 @@ FRONT_DESK_AND_ADMIN = frozenset({Role.ADMIN, Role.FRONT_DESK})
 class InboundSMSSerializer(serializers.Serializer):
     """The built-in protocol's body (a provider's adapter reads its own format)."""
 
-    message_id = serializers.CharField(max_length=channels.INBOUND_ID_MAX_LENGTH)
+    message_id = CharField(max_length=channels.INBOUND_ID_MAX_LENGTH)
     # `from` is a Python keyword: declared below.
-    body = serializers.CharField(allow_blank=True)
+    body = CharField(allow_blank=True)
 
 
-InboundSMSSerializer._declared_fields["from"] = serializers.CharField(
+InboundSMSSerializer._declared_fields["from"] = CharField(
     max_length=channels.INBOUND_SENDER_MAX_LENGTH
 )
 
 
 class AcceptedSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=[("accepted", "accepted")])
+    status = ChoiceField(choices=[("accepted", "accepted")])
 
 
 class InboundSMSView(APIView):
@@ -72,8 +72,8 @@ class InboundSMSView(APIView):
 
 
 class InboundMessageSerializer(ModelSerializer):
-    patient = serializers.UUIDField(source="patient_id", read_only=True, allow_null=True)
-    session = serializers.UUIDField(source="session_id", read_only=True, allow_null=True)
+    patient = UUIDField(source="patient_id", read_only=True, allow_null=True)
+    session = UUIDField(source="session_id", read_only=True, allow_null=True)
 
     class Meta:
         model = InboundMessage
@@ -81,7 +81,7 @@ class InboundMessageSerializer(ModelSerializer):
         read_only_fields = fields
 
 
-InboundMessageSerializer._declared_fields["from"] = serializers.CharField(
+InboundMessageSerializer._declared_fields["from"] = CharField(
     source="sender", read_only=True, help_text="The phone it came from (E.164 when it is one)."
 )
 

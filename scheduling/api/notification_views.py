@@ -2,10 +2,9 @@
 
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
 
 from clinic.api.base import PatientDataViewSet
-from clinic.api.fields import ModelSerializer
+from clinic.api.fields import CharField, ChoiceField, ModelSerializer, UUIDField
 from clinic.api.permissions import ALL_ROLES
 from scheduling.notifications.models import (
     Channel,
@@ -23,15 +22,15 @@ PUBLIC_STATUSES = [
 ]
 
 
-@extend_schema_field(serializers.ChoiceField(choices=PUBLIC_STATUSES))
-class PublicStatusField(serializers.CharField):
+@extend_schema_field(ChoiceField(choices=PUBLIC_STATUSES))
+class PublicStatusField(CharField):
     def to_representation(self, value):
         return NotificationStatus.PENDING if value == NotificationStatus.SENDING else value
 
 
 class NotificationSerializer(ModelSerializer):
-    patient = serializers.UUIDField(source="patient_id", read_only=True)
-    session = serializers.UUIDField(source="session_id", read_only=True, allow_null=True)
+    patient = UUIDField(source="patient_id", read_only=True)
+    session = UUIDField(source="session_id", read_only=True, allow_null=True)
     status = PublicStatusField(read_only=True)
 
     class Meta:

@@ -4,7 +4,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clinic.api.base import ClinicRelatedField
-from clinic.api.fields import DateField, DateTimeField, ModelSerializer
+from clinic.api.fields import (
+    BooleanField,
+    CharField,
+    ChoiceField,
+    DateField,
+    DateTimeField,
+    IntegerField,
+    ModelSerializer,
+    UUIDField,
+)
 from clinic.models import Room, User
 from patients.models import Patient
 from scheduling import rules, selectors
@@ -14,16 +23,16 @@ from scheduling.rules import Indication, SessionFlag
 
 class SeriesSerializer(ModelSerializer):
     patient = ClinicRelatedField(queryset=Patient.objects.all())
-    indication = serializers.ChoiceField(choices=Indication.choices)
+    indication = ChoiceField(choices=Indication.choices)
     # Ranges are the service's rule (and a database constraint); here only the type.
-    planned_sessions = serializers.IntegerField()
-    interval_days = serializers.IntegerField(
+    planned_sessions = IntegerField()
+    interval_days = IntegerField(
         required=False,
         allow_null=True,
         help_text="Days between sessions; the clinic's default_interval_days when left out.",
     )
-    sessions_completed = serializers.IntegerField(read_only=True)
-    sessions_booked = serializers.IntegerField(
+    sessions_completed = IntegerField(read_only=True)
+    sessions_booked = IntegerField(
         read_only=True, help_text="Sessions booked or checked in, not yet completed."
     )
     next_due_on = serializers.SerializerMethodField(
@@ -55,37 +64,37 @@ class SeriesSerializer(ModelSerializer):
 
 
 class SeriesCancelSerializer(serializers.Serializer):
-    reason = serializers.CharField(
+    reason = CharField(
         max_length=rules.CANCEL_REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
     )
 
 
 class AttestationSerializer(serializers.Serializer):
-    pregnant_or_nursing = serializers.BooleanField()
-    active_skin_infection = serializers.BooleanField()
-    open_wounds_in_area = serializers.BooleanField()
+    pregnant_or_nursing = BooleanField()
+    active_skin_infection = BooleanField()
+    open_wounds_in_area = BooleanField()
     attested_at = DateTimeField()
-    attested_by = serializers.UUIDField(help_text="The staff member who checked the patient in.")
+    attested_by = UUIDField(help_text="The staff member who checked the patient in.")
 
 
 class CheckInSerializer(serializers.Serializer):
     """The day-of attestation: required when the clinic's day_of_attestation_required is on
     (the service's rule); any true refuses the check-in (422 patient_not_eligible)."""
 
-    pregnant_or_nursing = serializers.BooleanField(required=False, allow_null=True, default=None)
-    active_skin_infection = serializers.BooleanField(required=False, allow_null=True, default=None)
-    open_wounds_in_area = serializers.BooleanField(required=False, allow_null=True, default=None)
+    pregnant_or_nursing = BooleanField(required=False, allow_null=True, default=None)
+    active_skin_infection = BooleanField(required=False, allow_null=True, default=None)
+    open_wounds_in_area = BooleanField(required=False, allow_null=True, default=None)
 
 
 class SessionSerializer(ModelSerializer):
-    number = serializers.IntegerField(
+    number = IntegerField(
         read_only=True,
         allow_null=True,
         help_text="Place among the series' booked and completed sessions; null when cancelled.",
     )
-    duration_minutes = serializers.IntegerField(read_only=True)
+    duration_minutes = IntegerField(read_only=True)
     flags = serializers.ListField(
-        child=serializers.ChoiceField(choices=SessionFlag.choices),
+        child=ChoiceField(choices=SessionFlag.choices),
         read_only=True,
         help_text=(
             "screening_expired: the latest screening will have lapsed by the session date "
@@ -132,12 +141,12 @@ class BookingSerializer(serializers.Serializer):
     )
     room = ClinicRelatedField(queryset=Room.objects.all(), required=False, allow_null=True)
     starts_at = DateTimeField()
-    duration_minutes = serializers.IntegerField(default=rules.DEFAULT_DURATION_MINUTES)
+    duration_minutes = IntegerField(default=rules.DEFAULT_DURATION_MINUTES)
 
 
 class RescheduleSerializer(serializers.Serializer):
     starts_at = DateTimeField()
-    duration_minutes = serializers.IntegerField(
+    duration_minutes = IntegerField(
         required=False, help_text="Default: the session's current duration."
     )
     provider = ClinicRelatedField(
@@ -152,6 +161,6 @@ class RescheduleSerializer(serializers.Serializer):
 
 
 class SessionCancelSerializer(serializers.Serializer):
-    reason = serializers.CharField(
+    reason = CharField(
         max_length=rules.CANCEL_REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
     )

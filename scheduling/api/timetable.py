@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import BaseContentNegotiation
@@ -22,7 +22,15 @@ from rest_framework.views import APIView
 
 from clinic import audit
 from clinic.api.base import ClinicAPIView, ClinicRelatedField, ClinicScopedViewSet
-from clinic.api.fields import DateField, DateFilter, DateTimeField, ModelSerializer
+from clinic.api.fields import (
+    CharField,
+    DateField,
+    DateFilter,
+    DateTimeField,
+    IntegerField,
+    ModelSerializer,
+    URLField,
+)
 from clinic.api.permissions import ADMIN, ALL_ROLES, CLINICAL_STAFF
 from clinic.api.problems import PROBLEM_CONTENT_TYPE, ProblemSerializer
 from clinic.models import Role, Room, User
@@ -34,7 +42,11 @@ from scheduling.timetable import TimeOff
 # --- Working hours ----------------------------------------------------------------------------
 
 
-class HHMMField(serializers.CharField):
+HHMM = "([01][0-9]|2[0-3]):[0-5][0-9]"
+
+
+@extend_schema_field({"type": "string", "pattern": f"^{HHMM}$"})
+class HHMMField(CharField):
     default_error_messages = {"hhmm": "Use HH:MM (00:00 to 23:59; 24:00 as an end)."}
 
     def __init__(self, *, allow_midnight_end: bool = False, **kwargs: Any) -> None:
@@ -52,12 +64,16 @@ class HHMMField(serializers.CharField):
         return slots.format_hhmm(value)
 
 
+@extend_schema_field({"type": "string", "pattern": f"^({HHMM}|24:00)$"})
+class HHMMEndField(HHMMField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_midnight_end=True, **kwargs)
+
+
 class WorkingIntervalSerializer(serializers.Serializer):
-    weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday ... 6")
+    weekday = IntegerField(min_value=0, max_value=6, help_text="0 = Monday ... 6")
     starts = HHMMField(source="starts_minute", help_text="HH:MM, clinic time")
-    ends = HHMMField(
-        source="ends_minute", allow_midnight_end=True, help_text="HH:MM, clinic time; 24:00 ok"
-    )
+    ends = HHMMEndField(source="ends_minute", help_text="HH:MM, clinic time; 24:00 ok")
 
 
 class WorkingHoursSerializer(serializers.Serializer):
@@ -107,7 +123,7 @@ class TimeOffSerializer(ModelSerializer):
     room = ClinicRelatedField(queryset=Room.objects.all(), required=False, allow_null=True)
     starts_at = DateTimeField()
     ends_at = DateTimeField(help_text="After starts_at; the range is [starts_at, ends_at).")
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    reason = CharField(max_length=500, required=False, allow_blank=True, default="")
 
     class Meta:
         model = TimeOff
@@ -180,8 +196,8 @@ class AvailabilityQuerySerializer(serializers.Serializer):
     )
     from_ = DateField(help_text="YYYY-MM-DD, clinic time")
     to = DateField(required=False, help_text="YYYY-MM-DD, inclusive; default: from")
-    duration_minutes = serializers.IntegerField(default=rules.DEFAULT_DURATION_MINUTES)
-    step_minutes = serializers.IntegerField(default=15)
+    duration_minutes = IntegerField(default=rules.DEFAULT_DURATION_MINUTES)
+    step_minutes = IntegerField(default=15)
 
     def get_fields(self):
         fields = super().get_fields()
@@ -249,8 +265,8 @@ class SeriesPlanRequestSerializer(serializers.Serializer):
     )
     room = ClinicRelatedField(queryset=Room.objects.all(), required=False, allow_null=True)
     first_starts_at = DateTimeField()
-    duration_minutes = serializers.IntegerField(default=rules.DEFAULT_DURATION_MINUTES)
-    window_days = serializers.IntegerField(
+    duration_minutes = IntegerField(default=rules.DEFAULT_DURATION_MINUTES)
+    window_days = IntegerField(
         default=0,
         help_text="A time that cannot be booked moves to the earliest bookable 15-minute slot "
         "within this many days after it.",
@@ -258,10 +274,10 @@ class SeriesPlanRequestSerializer(serializers.Serializer):
 
 
 class PlannedSessionSerializer(serializers.Serializer):
-    number = serializers.IntegerField()
+    number = IntegerField()
     starts_at = DateTimeField()
     ends_at = DateTimeField()
-    flags = serializers.ListField(child=serializers.CharField())
+    flags = serializers.ListField(child=CharField())
 
 
 class SeriesPlanSerializer(serializers.Serializer):
@@ -325,7 +341,7 @@ class SeriesBookView(_SeriesActionView):
 
 
 class CalendarFeedSerializer(serializers.Serializer):
-    url = serializers.URLField(help_text="Secret; no Authorization needed. A new one replaces it.")
+    url = URLField(help_text="Secret; no Authorization needed. A new one replaces it.")
 
 
 class CalendarFeedRotateView(ClinicAPIView):

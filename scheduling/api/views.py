@@ -5,7 +5,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic.api.base import PatientDataViewSet
-from clinic.api.fields import DateFilter
+from clinic.api.fields import BooleanFilter, DateFilter
 from clinic.api.permissions import ALL_ROLES, CLINICAL_STAFF
 from scheduling import selectors, services
 from scheduling.api.serializers import (
@@ -42,7 +42,7 @@ class SessionFilter(filters.FilterSet):
     status = filters.MultipleChoiceFilter(
         choices=SessionStatus.choices, help_text="Repeat for several statuses."
     )
-    flagged = filters.BooleanFilter(
+    flagged = BooleanFilter(
         method="filter_flagged", help_text="true: only sessions with flags; false: without."
     )
 

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic.api.base import ClinicScopedViewSet
-from clinic.api.fields import ModelSerializer
+from clinic.api.fields import CharField, ChoiceField, ModelSerializer, URLField
 from clinic.api.permissions import ADMIN, AUDIT_READERS
 from scheduling.webhooks import services
 from scheduling.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -24,9 +24,9 @@ from scheduling.webhooks.rules import (
 
 
 class WebhookSerializer(ModelSerializer):
-    url = serializers.URLField(max_length=URL_MAX_LENGTH)
+    url = URLField(max_length=URL_MAX_LENGTH)
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=WebhookEventType.choices), allow_empty=False
+        child=ChoiceField(choices=WebhookEventType.choices), allow_empty=False
     )
 
     class Meta:
@@ -36,7 +36,7 @@ class WebhookSerializer(ModelSerializer):
 
 
 class WebhookCreatedSerializer(WebhookSerializer):
-    secret = serializers.CharField(
+    secret = CharField(
         read_only=True,
         help_text="whsec_ + base64: verifies the webhook-signature header. Shown only here.",
     )
@@ -45,15 +45,15 @@ class WebhookCreatedSerializer(WebhookSerializer):
         fields = [*WebhookSerializer.Meta.fields, "secret"]
 
 
-@extend_schema_field(serializers.ChoiceField(choices=PUBLIC_DELIVERY_STATUSES))
-class DeliveryStatusField(serializers.CharField):
+@extend_schema_field(ChoiceField(choices=PUBLIC_DELIVERY_STATUSES))
+class DeliveryStatusField(CharField):
     def to_representation(self, value):
         return WebhookDeliveryStatus.PENDING if value == WebhookDeliveryStatus.SENDING else value
 
 
 class WebhookDeliverySerializer(ModelSerializer):
     status = DeliveryStatusField(read_only=True)
-    webhook_id = serializers.CharField(
+    webhook_id = CharField(
         source="message_id", read_only=True, help_text="The webhook-id header, on every try."
     )
 

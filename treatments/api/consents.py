@@ -12,7 +12,16 @@ from rest_framework.response import Response
 
 from clinic import audit
 from clinic.api.base import ClinicRelatedField, ClinicScopedViewSet
-from clinic.api.fields import DateTimeField, ModelSerializer
+from clinic.api.fields import (
+    BooleanField,
+    BooleanFilter,
+    CharField,
+    ChoiceField,
+    DateTimeField,
+    IntegerField,
+    ModelSerializer,
+    UUIDField,
+)
 from clinic.api.permissions import ADMIN, ALL_ROLES, CLINICAL_STAFF
 from patients.models import Patient
 from scheduling.rules import Indication
@@ -21,18 +30,18 @@ from treatments.models import Consent, ConsentForm
 
 
 class ConsentFormSerializer(ModelSerializer):
-    title = serializers.CharField(max_length=rules.CONSENT_TITLE_MAX_LENGTH)
-    body = serializers.CharField(max_length=rules.CONSENT_BODY_MAX_LENGTH, trim_whitespace=False)
+    title = CharField(max_length=rules.CONSENT_TITLE_MAX_LENGTH)
+    body = CharField(max_length=rules.CONSENT_BODY_MAX_LENGTH, trim_whitespace=False)
     indications = serializers.ListField(
-        child=serializers.ChoiceField(choices=Indication.choices),
+        child=ChoiceField(choices=Indication.choices),
         required=False,
         default=list,
         help_text="The series indications the form covers; empty: every indication.",
     )
-    required = serializers.BooleanField(
+    required = BooleanField(
         required=False, default=True, help_text="Treatment needs the patient's signature."
     )
-    sha256 = serializers.CharField(read_only=True, help_text="Hex SHA-256 of the UTF-8 body.")
+    sha256 = CharField(read_only=True, help_text="Hex SHA-256 of the UTF-8 body.")
 
     class Meta:
         model = ConsentForm
@@ -52,19 +61,19 @@ class ConsentFormSerializer(ModelSerializer):
 
 
 class ConsentFormReviseSerializer(serializers.Serializer):
-    body = serializers.CharField(max_length=rules.CONSENT_BODY_MAX_LENGTH, trim_whitespace=False)
+    body = CharField(max_length=rules.CONSENT_BODY_MAX_LENGTH, trim_whitespace=False)
 
 
 class ConsentSerializer(ModelSerializer):
     consent_form = ClinicRelatedField(queryset=ConsentForm.objects.all())
-    title = serializers.CharField(source="consent_form.title", read_only=True)
-    version = serializers.IntegerField(source="consent_form.version", read_only=True)
-    sha256 = serializers.CharField(source="consent_form.sha256", read_only=True)
-    signature_name = serializers.CharField(max_length=rules.SIGNATURE_NAME_MAX_LENGTH)
+    title = CharField(source="consent_form.title", read_only=True)
+    version = IntegerField(source="consent_form.version", read_only=True)
+    sha256 = CharField(source="consent_form.sha256", read_only=True)
+    signature_name = CharField(max_length=rules.SIGNATURE_NAME_MAX_LENGTH)
     signed_at = DateTimeField(
         required=False, default=None, help_text="Not in the future; default: now."
     )
-    witnessed_by = serializers.UUIDField(
+    witnessed_by = UUIDField(
         source="witnessed_by_id", read_only=True, help_text="The signed-in staff member."
     )
 
@@ -86,7 +95,7 @@ class ConsentSerializer(ModelSerializer):
 
 
 class ConsentFormFilter(filters.FilterSet):
-    active = filters.BooleanFilter(help_text="true: current versions only; false: retired ones.")
+    active = BooleanFilter(help_text="true: current versions only; false: retired ones.")
 
     class Meta:
         model = ConsentForm

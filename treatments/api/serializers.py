@@ -4,7 +4,18 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clinic.api.base import ClinicRelatedField
-from clinic.api.fields import DateField, DateTimeField, ModelSerializer
+from clinic.api.fields import (
+    BooleanField,
+    CharField,
+    ChoiceField,
+    DateField,
+    DateTimeField,
+    DecimalField,
+    IntegerField,
+    ModelSerializer,
+    RegexField,
+    UUIDField,
+)
 from clinic.models import Handpiece
 from patients.rules import WARNING_CODES
 from treatments import gs1, rules
@@ -17,7 +28,7 @@ from treatments.models import (
 )
 
 
-class BarcodeField(serializers.CharField):
+class BarcodeField(CharField):
     """A scanned GS1 UDI (any of the forms treatments.gs1 reads), validated to a `gs1.Udi`."""
 
     def __init__(self, **kwargs):
@@ -44,12 +55,10 @@ class TipLotSerializer(ModelSerializer):
         help_text="The box's GS1 UDI (element string, (01)...(17)...(10)... or Digital Link), "
         "in place of lot_number, expires_on and gtin.",
     )
-    lot_number = serializers.CharField(max_length=64, required=False)
+    lot_number = CharField(max_length=64, required=False)
     expires_on = DateField(required=False)
-    quantity_received = serializers.IntegerField(min_value=1, max_value=rules.MAX_LOT_QUANTITY)
-    gtin = serializers.RegexField(
-        r"^\d{8}$|^\d{12,14}$", required=False, allow_blank=True, default=""
-    )
+    quantity_received = IntegerField(min_value=1, max_value=rules.MAX_LOT_QUANTITY)
+    gtin = RegexField(r"^\d{8}$|^\d{12,14}$", required=False, allow_blank=True, default="")
     quantity_remaining = serializers.SerializerMethodField()
     status = serializers.SerializerMethodField()
 
@@ -95,7 +104,7 @@ class TipLotSerializer(ModelSerializer):
     def get_quantity_remaining(self, lot: TipLot) -> int:
         return lot.quantity_remaining
 
-    @extend_schema_field(serializers.ChoiceField(choices=rules.LotStatus.choices))
+    @extend_schema_field(ChoiceField(choices=rules.LotStatus.choices))
     def get_status(self, lot: TipLot) -> str:
         return rules.lot_status(
             expires_on=lot.expires_on,
@@ -108,16 +117,16 @@ class TipLotSerializer(ModelSerializer):
 
 
 class AftercareStepSerializer(serializers.Serializer):
-    day_offset = serializers.IntegerField(min_value=0, max_value=rules.MAX_AFTERCARE_DAY_OFFSET)
-    product = serializers.CharField(
+    day_offset = IntegerField(min_value=0, max_value=rules.MAX_AFTERCARE_DAY_OFFSET)
+    product = CharField(
         max_length=rules.AFTERCARE_PRODUCT_MAX_LENGTH, allow_blank=True, required=False, default=""
     )
-    instruction = serializers.CharField(max_length=rules.AFTERCARE_INSTRUCTION_MAX_LENGTH)
+    instruction = CharField(max_length=rules.AFTERCARE_INSTRUCTION_MAX_LENGTH)
 
 
 class AftercareTemplateSerializer(ModelSerializer):
     steps = AftercareStepSerializer(many=True, allow_empty=False)
-    is_default = serializers.BooleanField(required=False, default=False)
+    is_default = BooleanField(required=False, default=False)
 
     class Meta:
         model = AftercareTemplate
@@ -127,10 +136,10 @@ class AftercareTemplateSerializer(ModelSerializer):
 
 
 class DepthSerializer(serializers.Serializer):
-    area = serializers.ChoiceField(choices=rules.AREAS)
+    area = ChoiceField(choices=rules.AREAS)
     # Any precision in ("1.500" is 1.5); whether it is a SkinPen setting is the rule's call.
     # Out it goes as stored: two decimals ("1.25").
-    depth_mm = serializers.DecimalField(max_digits=8, decimal_places=None)
+    depth_mm = DecimalField(max_digits=8, decimal_places=None)
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -154,15 +163,15 @@ class TreatmentInputSerializer(serializers.Serializer):
         queryset=Handpiece.objects.all(), required=False, allow_null=True, default=None
     )
     depths = DepthSerializer(many=True, allow_empty=False)
-    notes = serializers.CharField(
+    notes = CharField(
         max_length=rules.NOTES_MAX_LENGTH, required=False, allow_blank=True, default=""
     )
-    depth_override_reason = serializers.CharField(
+    depth_override_reason = CharField(
         max_length=rules.REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
     )
     performed_at = DateTimeField(required=False, default=None)
     acknowledged_warnings = serializers.ListField(
-        child=serializers.ChoiceField(choices=WARNING_CODES),
+        child=ChoiceField(choices=WARNING_CODES),
         required=False,
         default=list,
         help_text="Every warning of the patient's screening in force, acknowledged by the "
@@ -182,12 +191,10 @@ class ScanInputSerializer(serializers.Serializer):
 
 
 class AmendmentInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=rules.REASON_MAX_LENGTH)
-    notes = serializers.CharField(
-        max_length=rules.NOTES_MAX_LENGTH, required=False, allow_blank=True
-    )
+    reason = CharField(max_length=rules.REASON_MAX_LENGTH)
+    notes = CharField(max_length=rules.NOTES_MAX_LENGTH, required=False, allow_blank=True)
     depths = DepthSerializer(many=True, allow_empty=False, required=False)
-    depth_override_reason = serializers.CharField(
+    depth_override_reason = CharField(
         max_length=rules.REASON_MAX_LENGTH, required=False, allow_blank=True
     )
 
@@ -226,40 +233,40 @@ class TreatmentRecordSerializer(ModelSerializer):
 
 
 class ScanSerializer(serializers.Serializer):
-    gtin = serializers.CharField()
-    lot_number = serializers.CharField()
+    gtin = CharField()
+    lot_number = CharField()
     expires_on = DateField()
-    serial_number = serializers.CharField(allow_null=True)
+    serial_number = CharField(allow_null=True)
     tip_lot = TipLotSerializer(allow_null=True, help_text="The clinic's matching lot, or null.")
 
 
 class AftercareSerializer(serializers.Serializer):
-    session = serializers.UUIDField()
+    session = UUIDField()
     steps = AftercareStepSerializer(many=True)
 
 
 class RecallInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=rules.RECALL_REASON_MAX_LENGTH)
+    reason = CharField(max_length=rules.RECALL_REASON_MAX_LENGTH)
 
 
 class AffectedPatientSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    first_name = serializers.CharField()
-    last_name = serializers.CharField()
-    email = serializers.CharField()
-    phone = serializers.CharField()
-    sessions = serializers.ListField(child=serializers.UUIDField())
+    id = UUIDField()
+    first_name = CharField()
+    last_name = CharField()
+    email = CharField()
+    phone = CharField()
+    sessions = serializers.ListField(child=UUIDField())
 
 
 class RecallSerializer(serializers.Serializer):
-    lot_number = serializers.CharField()
+    lot_number = CharField()
     recalled_at = DateTimeField()
-    affected_sessions = serializers.IntegerField(help_text="How many sessions used the lot.")
+    affected_sessions = IntegerField(help_text="How many sessions used the lot.")
     affected_patients = AffectedPatientSerializer(many=True)
 
 
 class RecallNoticeSerializer(ModelSerializer):
-    tip_lot = serializers.UUIDField(source="tip_lot_id", read_only=True)
+    tip_lot = UUIDField(source="tip_lot_id", read_only=True)
 
     class Meta:
         model = RecallNotice
@@ -281,7 +288,7 @@ class RecallNoticeSerializer(ModelSerializer):
 
 
 class ConfirmNoticeInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(
+    reason = CharField(
         max_length=2000,
         required=False,
         allow_blank=True,
@@ -291,4 +298,4 @@ class ConfirmNoticeInputSerializer(serializers.Serializer):
 
 
 class DismissNoticeInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000)
+    reason = CharField(max_length=2000)
