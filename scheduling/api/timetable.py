@@ -51,7 +51,8 @@ class HHMMField(CharField):
 
     def __init__(self, *, allow_midnight_end: bool = False, **kwargs: Any) -> None:
         self.allow_midnight_end = allow_midnight_end
-        super().__init__(**kwargs)
+        # "09:00 " is not HH:MM (the schema's pattern): not trimmed into one.
+        super().__init__(trim_whitespace=False, **kwargs)
 
     def to_internal_value(self, data: Any) -> int:
         value = super().to_internal_value(data)

@@ -40,7 +40,7 @@ def test_an_expired_lot_can_be_received_and_shows_expired(provider, api):
     yesterday = (timezone.localdate(timezone=provider.clinic.zone) - timedelta(days=1)).isoformat()
     response = api(provider).post(
         "/api/v1/tip-lots/",
-        {"lot_number": "OLD", "expires_on": yesterday, "quantity_received": "3"},
+        {"lot_number": "OLD", "expires_on": yesterday, "quantity_received": 3},
     )
     assert (response.status_code, response.json()["status"]) == (201, "expired")
 
