@@ -490,8 +490,9 @@ def _copy_records(raw, plan, made, today: date) -> None:
         for shape in plan:
             got = made[shape.index]
             cursor.executemany(
-                "UPDATE treatments_tiplot SET quantity_used = %s WHERE id = %s",
-                [(n, lot.id) for n, lot in zip(got["lot_used"], got["lots"], strict=True) if n],
+                "UPDATE treatments_tiplot SET quantity_received = greatest(quantity_received, %s),"
+                " quantity_used = %s WHERE id = %s",
+                [(n, n, lot.id) for n, lot in zip(got["lot_used"], got["lots"], strict=True) if n],
             )
 
 
