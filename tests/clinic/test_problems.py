@@ -1,5 +1,7 @@
 """Every error is RFC 9457 problem details with a `code`."""
 
+from unittest.mock import ANY
+
 import pytest
 from django.db import IntegrityError, transaction
 from django.test import override_settings
@@ -7,19 +9,7 @@ from rest_framework.test import APIClient
 
 from clinic.api.views import RoomViewSet
 from clinic.models import Role
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"].endswith("/" + code)
-    assert body["title"] and body["detail"]
-    return body
+from tests.helpers import assert_problem
 
 
 @pytest.mark.django_db
@@ -49,7 +39,7 @@ def test_malformed_json_is_400_invalid(admin, api):
 @pytest.mark.django_db
 def test_field_validation_lists_errors_per_field(admin, api):
     response = api(admin).post("/api/v1/staff/", {"username": "", "role": "wizard"})
-    body = assert_problem(response, 400, "invalid")
+    body = assert_problem(response, 400, "invalid", errors=ANY)
     assert set(body["errors"]) == {"username", "password", "role"}
     assert all(isinstance(m, list) and m for m in body["errors"].values())
 
@@ -129,7 +119,7 @@ def test_a_body_nested_32_deep_is_parsed(admin, api):
 @pytest.mark.parametrize("page", ["0", "-1", "2", "x", "1e3", str(10**30)])
 def test_a_page_that_does_not_exist_is_400_naming_it(admin, api, page):
     response = api(admin).get("/api/v1/rooms/", {"page": page})
-    body = assert_problem(response, 400, "invalid")
+    body = assert_problem(response, 400, "invalid", errors=ANY)
     assert list(body["errors"]) == ["page"]
 
 

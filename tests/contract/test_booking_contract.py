@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from datetime import date, datetime, time, timedelta
+from unittest.mock import ANY
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,9 +23,9 @@ from rest_framework.test import APIClient
 from clinic.models import Role
 from patients.models import Patient
 from scheduling.models import Series, SessionStatus
-from tests.contract.helpers import assert_ok, assert_problem, assert_uuid, instant
 from tests.factories import ScreeningFactory, SessionFactory
 from tests.factories.scheduling import ATTESTATION, starts_today
+from tests.helpers import assert_ok, assert_problem, assert_uuid, instant
 
 PATIENTS = "/api/v1/patients/"
 SERIES = "/api/v1/series/"
@@ -305,7 +306,7 @@ def test_three_to_six_planned_sessions_are_accepted(fd, patient, planned):
 )
 def test_a_bad_series_body_is_400_invalid(fd, patient, changes):
     body = {"patient": patient["id"], "indication": "acne_scars", "planned_sessions": 3, **changes}
-    assert_problem(fd.post(SERIES, body, format="json"), 400, "invalid")
+    assert_problem(fd.post(SERIES, body, format="json"), 400, "invalid", errors=ANY)
     assert listed(fd, SERIES) == []
 
 
@@ -717,7 +718,7 @@ def test_a_new_screening_with_a_contraindication_flags_not_eligible(fd, patient,
 
 def test_starts_at_in_the_past_is_400_invalid(fd, series, provider):
     starts_at = timezone.now() - timedelta(hours=1)
-    body = assert_problem(book(fd, series["id"], provider, starts_at), 400, "invalid")
+    body = assert_problem(book(fd, series["id"], provider, starts_at), 400, "invalid", errors=ANY)
     assert "starts_at" in body.get("errors", {}), body
     assert listed(fd, SESSIONS) == []
 
@@ -725,7 +726,9 @@ def test_starts_at_in_the_past_is_400_invalid(fd, series, provider):
 def test_rescheduling_into_the_past_is_400_invalid(fd, series, provider, at):
     session = booked(fd, series["id"], provider, at(3))
     past = (timezone.now() - timedelta(days=1)).isoformat()
-    assert_problem(action(fd, session["id"], "reschedule", {"starts_at": past}), 400, "invalid")
+    assert_problem(
+        action(fd, session["id"], "reschedule", {"starts_at": past}), 400, "invalid", errors=ANY
+    )
     assert get_session(fd, session["id"]) == session
 
 
@@ -745,7 +748,7 @@ def test_a_malformed_booking_is_400_invalid(fd, series, provider, front_desk, at
         body["duration_minutes"] = "an hour"
     else:
         body["provider"] = str(front_desk.id)
-    assert_problem(fd.post(SESSIONS, body, format="json"), 400, "invalid")
+    assert_problem(fd.post(SESSIONS, body, format="json"), 400, "invalid", errors=ANY)
     assert listed(fd, SESSIONS) == []
 
 
@@ -914,7 +917,7 @@ def test_the_day_view_on_a_dst_day(api, front_desk, make_user, clinic):
 
 
 def test_a_bad_date_is_400_invalid(fd):
-    assert_problem(fd.get(SESSIONS, {"date": "not-a-date"}), 400, "invalid")
+    assert_problem(fd.get(SESSIONS, {"date": "not-a-date"}), 400, "invalid", errors=ANY)
 
 
 def test_sessions_filter_by_provider_patient_series_status_and_flagged(

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import itertools
 from datetime import timedelta
+from unittest.mock import ANY
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -20,9 +21,9 @@ from fhir.resources.R4B.bundle import Bundle
 
 from clinic.models import AuditEvent, Role
 from scheduling.models import Series, SessionStatus
-from tests.contract.helpers import assert_ok, assert_problem, assert_uuid
 from tests.factories import SessionFactory
 from tests.factories.scheduling import ATTESTATION, starts_today
+from tests.helpers import assert_ok, assert_problem, assert_uuid
 from treatments.models import ConsentForm
 
 FORMS = "/api/v1/consent-forms/"
@@ -237,14 +238,14 @@ def test_revising_a_retired_version_is_409(adm):
     ],
 )
 def test_a_bad_form_is_400(adm, changes, field):
-    body = assert_problem(new_form(adm, **changes), 400, "invalid")
+    body = assert_problem(new_form(adm, **changes), 400, "invalid", errors=ANY)
     assert list(body["errors"]) == [field]
     assert listed(adm, FORMS) == []
 
 
 def test_a_title_already_used_is_revised_not_created_again(adm):
     created_form(adm)
-    body = assert_problem(new_form(adm, body="Other."), 400, "invalid")
+    body = assert_problem(new_form(adm, body="Other."), 400, "invalid", errors=ANY)
     assert body["errors"] == {
         "title": ["A consent form with this title exists: revise it instead."]
     }
@@ -341,7 +342,9 @@ def test_signed_at_may_be_given_but_not_in_the_future(fd, adm, patient):
     body = signed(fd, patient["id"], form["id"], signed_at=earlier.isoformat())
     assert timezone.datetime.fromisoformat(body["signed_at"]) == earlier
     future = (timezone.now() + timedelta(hours=1)).isoformat()
-    problem = assert_problem(sign(fd, patient["id"], form["id"], signed_at=future), 400, "invalid")
+    problem = assert_problem(
+        sign(fd, patient["id"], form["id"], signed_at=future), 400, "invalid", errors=ANY
+    )
     assert problem["errors"] == {"signed_at": ["Must not be in the future."]}
     assert len(listed(fd, consents_path(patient["id"]))) == 1
 
@@ -349,7 +352,7 @@ def test_signed_at_may_be_given_but_not_in_the_future(fd, adm, patient):
 def test_a_retired_version_cannot_be_signed_400(fd, adm, patient):
     first = created_form(adm)
     assert_ok(revise(adm, first["id"], "New text."), 201)
-    problem = assert_problem(sign(fd, patient["id"], first["id"]), 400, "invalid")
+    problem = assert_problem(sign(fd, patient["id"], first["id"]), 400, "invalid", errors=ANY)
     assert list(problem["errors"]) == ["consent_form"]
     assert listed(fd, consents_path(patient["id"])) == []
 
@@ -360,7 +363,9 @@ def test_a_retired_version_cannot_be_signed_400(fd, adm, patient):
 )
 def test_a_bad_signature_is_400(fd, adm, patient, changes, field):
     form = created_form(adm)
-    problem = assert_problem(sign(fd, patient["id"], form["id"], **changes), 400, "invalid")
+    problem = assert_problem(
+        sign(fd, patient["id"], form["id"], **changes), 400, "invalid", errors=ANY
+    )
     assert list(problem["errors"]) == [field]
 
 
@@ -412,7 +417,7 @@ def test_another_clinics_forms_patients_and_consents_are_404(
         ),
         201,
     )  # fmt: skip
-    problem = assert_problem(sign(their_fd, theirs["id"], form["id"]), 400, "invalid")
+    problem = assert_problem(sign(their_fd, theirs["id"], form["id"]), 400, "invalid", errors=ANY)
     assert list(problem["errors"]) == ["consent_form"]
 
 

@@ -1,12 +1,13 @@
 """GET /availability/: the free slots are exactly the times booking accepts."""
 
 from datetime import UTC, datetime, timedelta
+from unittest.mock import ANY
 
 import pytest
 import time_machine
 
-from tests.contract.helpers import assert_problem
 from tests.factories import PatientFactory, ScreeningFactory, SeriesFactory, SessionFactory
+from tests.helpers import assert_problem
 
 
 def utc(moment):
@@ -171,7 +172,7 @@ def test_bad_queries_are_400(api, front_desk, provider, at, query):
         "FROM-1": (today - timedelta(days=1)).isoformat(),
     }
     params = {key: values.get(value, value) for key, value in query.items()}
-    assert_problem(api(front_desk).get("/api/v1/availability/", params), 400, "invalid")
+    assert_problem(api(front_desk).get("/api/v1/availability/", params), 400, "invalid", errors=ANY)
 
 
 @pytest.mark.django_db
@@ -194,7 +195,7 @@ def test_roles_and_another_clinics_provider(
     for user in staff_by_role.values():
         assert api(user).get("/api/v1/availability/", query).status_code == 200
     stranger = make_user("admin", other_clinic)
-    assert_problem(api(stranger).get("/api/v1/availability/", query), 400, "invalid")
+    assert_problem(api(stranger).get("/api/v1/availability/", query), 400, "invalid", errors=ANY)
 
 
 @pytest.mark.django_db

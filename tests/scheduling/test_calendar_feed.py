@@ -8,8 +8,8 @@ from rest_framework.test import APIClient
 
 from clinic.models import Role
 from scheduling.models import CalendarFeed
-from tests.contract.helpers import assert_problem
 from tests.factories import SessionFactory
+from tests.helpers import assert_problem
 
 
 def feed_path(url):
