@@ -1,11 +1,13 @@
 """What schemathesis found the server took although the schema forbids it, each refused now
 (400 `invalid` naming the field or parameter), and what it must still take."""
 
+from unittest.mock import ANY
+
 import pytest
 
 from clinic.models import Role, Room
-from tests.contract.helpers import assert_problem
 from tests.factories import PatientFactory, RoomFactory
+from tests.helpers import assert_problem
 
 
 @pytest.mark.django_db
@@ -13,7 +15,7 @@ from tests.factories import PatientFactory, RoomFactory
 @pytest.mark.parametrize("value", ["0", "-1", "1.5", "x", "", "null", "last", "\u0663"])
 def test_page_and_page_size_are_whole_numbers_from_1(admin, api, parameter, value):
     response = api(admin).get("/api/v1/rooms/", {parameter: value})
-    body = assert_problem(response, 400, "invalid")
+    body = assert_problem(response, 400, "invalid", errors=ANY)
     assert list(body["errors"]) == [parameter]
 
 
@@ -28,7 +30,7 @@ def test_a_page_size_past_200_is_clamped_to_200(admin, api):
 @pytest.mark.django_db
 def test_the_audit_trail_page_size_is_strict_too(auditor, api):
     response = api(auditor).get("/api/v1/audit-events/", {"page_size": "0"})
-    assert list(assert_problem(response, 400, "invalid")["errors"]) == ["page_size"]
+    assert list(assert_problem(response, 400, "invalid", errors=ANY)["errors"]) == ["page_size"]
 
 
 @pytest.mark.django_db
@@ -58,7 +60,7 @@ def test_an_idempotency_key_of_visible_ascii_is_taken(admin, api, key):
 )
 def test_a_body_field_takes_its_json_type_only(admin, api, path, body, field):
     response = api(admin).post(path, body, format="json")
-    body = assert_problem(response, 400, "invalid")
+    body = assert_problem(response, 400, "invalid", errors=ANY)
     assert field in body["errors"], body
 
 
@@ -84,7 +86,7 @@ PATIENT = {
 )
 def test_a_patient_field_of_another_json_type_is_400(front_desk, api, field, value):
     response = api(front_desk).post("/api/v1/patients/", {**PATIENT, field: value}, format="json")
-    body = assert_problem(response, 400, "invalid")
+    body = assert_problem(response, 400, "invalid", errors=ANY)
     assert list(body["errors"]) == [field]
 
 
@@ -102,7 +104,7 @@ def test_a_clinic_setting_boolean_is_true_or_false(admin, api, value):
     response = api(admin).patch(
         "/api/v1/clinic/", {"day_of_attestation_required": value}, format="json"
     )
-    body = assert_problem(response, 400, "invalid")
+    body = assert_problem(response, 400, "invalid", errors=ANY)
     assert list(body["errors"]) == ["day_of_attestation_required"]
 
 
@@ -110,7 +112,7 @@ def test_a_clinic_setting_boolean_is_true_or_false(admin, api, value):
 @pytest.mark.parametrize("value", ["2", "yes", "True", "1"])
 def test_a_boolean_filter_takes_true_or_false_only(admin, api, value):
     response = api(admin).get("/api/v1/patients/", {"archived": value})
-    assert list(assert_problem(response, 400, "invalid")["errors"]) == ["archived"]
+    assert list(assert_problem(response, 400, "invalid", errors=ANY)["errors"]) == ["archived"]
 
 
 @pytest.mark.django_db
@@ -132,5 +134,5 @@ def test_working_hours_are_hh_mm_in_ascii_digits(admin, make_user, api, starts):
         {"intervals": [{"weekday": 0, "starts": starts, "ends": "17:00"}]},
         format="json",
     )
-    body = assert_problem(response, 400, "invalid")
+    body = assert_problem(response, 400, "invalid", errors=ANY)
     assert list(body["errors"]) == ["intervals.0.starts"]
