@@ -10,7 +10,11 @@ its presence is the point.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
+
+from django.urls import URLPattern, URLResolver, get_resolver
 
 PROBLEM = "application/problem+json"
 PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "code"})
@@ -56,3 +60,15 @@ def instant(value: str) -> datetime:
 def assert_uuid(value) -> None:
     assert isinstance(value, str), value
     uuid.UUID(value)
+
+
+def url_patterns(
+    patterns: list[Any] | None = None, prefix: str = ""
+) -> Iterator[tuple[str, Callable[..., Any]]]:
+    """Every route Django knows, as (the pattern's full text, its view): what the endpoint
+    tests derive their lists from, so a new endpoint cannot be left out."""
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            yield from url_patterns(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern.callback

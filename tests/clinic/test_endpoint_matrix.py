@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from django.db import transaction
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -35,6 +34,7 @@ from tests.factories import (
 from tests.factories.notifications import NotificationFactory
 from tests.factories.treatments import TipLotFactory
 from tests.factories.webhooks import WebhookDeliveryFactory, WebhookEndpointFactory
+from tests.helpers import url_patterns
 from treatments.models import (
     AftercarePlan,
     AftercareTemplate,
@@ -157,18 +157,10 @@ def _route(pattern: str) -> str:
     return "/" + _GROUP.sub(name, pattern.replace("^", "").replace("$", "").replace("\\", ""))
 
 
-def _walk(patterns: list[Any], prefix: str = "") -> Any:
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
-        elif isinstance(pattern, URLPattern):
-            yield prefix + str(pattern.pattern), pattern.callback
-
-
 def resolved_api_endpoints() -> set[tuple[str, str]]:
     """(path, method) of every API endpoint Django routes, as the URL resolver has them."""
     endpoints = set()
-    for raw, callback in _walk(get_resolver().url_patterns):
+    for raw, callback in url_patterns():
         if not raw.startswith("api/v1/"):
             continue
         # "$everything" is a literal in the FHIR path, not a regex anchor.

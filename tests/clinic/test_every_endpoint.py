@@ -6,7 +6,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -21,6 +20,7 @@ from tests.factories import (
     TipLotFactory,
 )
 from tests.factories.scheduling import checked_in_fields, starts_today
+from tests.helpers import url_patterns
 from treatments.models import AftercareTemplate, ConsentForm, RecallNotice
 
 PROBLEM = "application/problem+json"
@@ -28,15 +28,9 @@ ROLES = [Role.ADMIN, Role.FRONT_DESK, Role.PROVIDER, Role.AUDITOR, None]
 _PARAM = re.compile(r"\(\?P<(\w+)>[^)]*\)|<(?:\w+:)?(\w+)>")
 
 
-def _patterns(resolver=None, prefix=""):
-    for pattern in (resolver or get_resolver()).url_patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _patterns(pattern, prefix + str(pattern.pattern))
-        elif isinstance(pattern, URLPattern):
-            yield prefix + str(pattern.pattern)
-
-
-API_ROUTES = sorted({route for route in _patterns() if route.startswith(("api/v1/", "healthz/"))})
+API_ROUTES = sorted(
+    {route for route, _view in url_patterns() if route.startswith(("api/v1/", "healthz/"))}
+)
 
 
 @pytest.fixture
