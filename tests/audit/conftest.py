@@ -28,7 +28,9 @@ def seal() -> None:
 
 
 @pytest.fixture
-def lot(clinic: Clinic, provider: User) -> TipLot:
+def lot_a1(clinic: Clinic, provider: User) -> TipLot:
+    """Lot LOT-A1 of GTIN 00812345000019, 1,000 cartridges, expiring in 300 days (the
+    treatments tests' `lot` is a plain one of 10)."""
     return TipLotFactory(
         clinic=clinic,
         lot_number="LOT-A1",

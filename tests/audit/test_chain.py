@@ -92,7 +92,7 @@ def test_events_are_chained_in_the_order_they_were_written(admin, clinic):
 
 
 @pytest.mark.django_db
-def test_python_canonical_text_is_postgresqls(admin, clinic, lot, make_record):
+def test_python_canonical_text_is_postgresqls(admin, clinic, lot_a1, make_record):
     """The verifier re-computes the canonical text itself; it must be byte-for-byte the text
     the trigger hashed, whatever the content."""
     tricky = 'Zoë "quoted" \\ back\tslash\nnew line \x01 ✓ 𝄞'
@@ -111,7 +111,7 @@ def test_python_canonical_text_is_postgresqls(admin, clinic, lot, make_record):
         },
     )
     record = make_record(
-        timezone.now(), lot=lot, notes=tricky, depths=[("neck", "2.50"), ("chin", "0.25")]
+        timezone.now(), lot=lot_a1, notes=tricky, depths=[("neck", "2.50"), ("chin", "0.25")]
     )
     seal()
 
@@ -160,9 +160,11 @@ def test_the_audit_trail_is_still_append_only(admin):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_verify_audit_names_an_altered_treatment_record(clinic, lot, make_record, handpiece):
+def test_verify_audit_names_an_altered_treatment_record(clinic, lot_a1, make_record, handpiece):
     now = timezone.now()
-    records = [make_record(now - timedelta(days=n), lot=lot, handpiece=handpiece) for n in range(4)]
+    records = [
+        make_record(now - timedelta(days=n), lot=lot_a1, handpiece=handpiece) for n in range(4)
+    ]
     assert list(TreatmentRecord.objects.order_by("sequence").values_list("id", "sequence")) == [
         (record.id, n) for n, record in enumerate(records, start=1)
     ]
@@ -248,7 +250,7 @@ def test_verify_audit_refuses_an_unknown_clinic():
 
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_writers_make_one_unbroken_chain(
-    clinic, admin, provider, front_desk, lot
+    clinic, admin, provider, front_desk, lot_a1
 ):
     """Twenty threads, each on its own connection, write events, bulk reads and a treatment
     (the service: a record, session and series events) at once. One chain each, no fork."""
@@ -288,7 +290,10 @@ def test_twenty_concurrent_writers_make_one_unbroken_chain(
                         objects=[(f"{session.id}-{n}-{k}", None) for k in range(4)],
                     )
             treatment_services.record_treatment(
-                actor=provider, session=session, tip_lot=lot, depths=[("cheeks", Decimal("1.00"))]
+                actor=provider,
+                session=session,
+                tip_lot=lot_a1,
+                depths=[("cheeks", Decimal("1.00"))],
             )
         finally:
             connection.close()

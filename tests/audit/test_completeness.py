@@ -24,7 +24,7 @@ from treatments import services as treatment_services
 
 
 @pytest.fixture
-def treated(clinic, provider, front_desk, lot, handpiece):
+def treated(clinic, provider, front_desk, lot_a1, handpiece):
     """A treatment recorded through the service, with its aftercare plan."""
     patient = PatientFactory(clinic=clinic)
     ScreeningFactory(
@@ -42,7 +42,7 @@ def treated(clinic, provider, front_desk, lot, handpiece):
         created_by=front_desk,
     )
     return treatment_services.record_treatment(
-        actor=provider, session=session, tip_lot=lot, depths=[("cheeks", Decimal("1.00"))]
+        actor=provider, session=session, tip_lot=lot_a1, depths=[("cheeks", Decimal("1.00"))]
     )
 
 
@@ -53,7 +53,7 @@ def events_of(response) -> list[AuditEvent]:
 
 
 @pytest.mark.django_db
-def test_every_read_of_patient_data_is_audited(api, auditor, treated, lot):
+def test_every_read_of_patient_data_is_audited(api, auditor, treated, lot_a1):
     patient_id, session_id = treated.patient_id, treated.session_id
     series_id = treated.session.series_id
     client = api(auditor)
@@ -69,7 +69,7 @@ def test_every_read_of_patient_data_is_audited(api, auditor, treated, lot):
         f"/api/v1/sessions/{session_id}/treatment/": "treatment.read",
         f"/api/v1/sessions/{session_id}/treatment/amendments/": "treatment.read",
         f"/api/v1/sessions/{session_id}/aftercare/": "aftercare.read",
-        f"/api/v1/tip-lots/{lot.id}/usage/": "treatment.read",
+        f"/api/v1/tip-lots/{lot_a1.id}/usage/": "treatment.read",
         f"/api/v1/fhir/Patient/{patient_id}/$everything": "fhir.patient_everything",
     }
     for path, action in reads.items():
@@ -114,8 +114,8 @@ def test_refusals_on_patient_data_are_audited(api, auditor, front_desk, provider
 
 
 @pytest.mark.django_db
-def test_a_recall_reads_each_affected_patient(api, admin, treated, lot):
-    response = api(admin).post(f"/api/v1/tip-lots/{lot.id}/recall/", {"reason": "Sterility"})
+def test_a_recall_reads_each_affected_patient(api, admin, treated, lot_a1):
+    response = api(admin).post(f"/api/v1/tip-lots/{lot_a1.id}/recall/", {"reason": "Sterility"})
     assert response.status_code == 200
     assert [(e.action, e.object_type, e.patient_id) for e in events_of(response)] == [
         ("tip_lot.recall", "tip_lot", None),

@@ -35,16 +35,16 @@ def rows(response) -> list[dict[str, str]]:
 
 
 @pytest.fixture
-def winter_and_summer(make_record, lot, handpiece, provider):
+def winter_and_summer(make_record, lot_a1, handpiece, provider):
     """Two records in New York: one in winter (EST), one in summer (EDT, with microseconds)."""
     provider.full_name = "Dr Ada Lovelace, MD"
     provider.save()
     winter = make_record(
-        datetime(2025, 1, 15, 15, 30, tzinfo=UTC), lot=lot, handpiece=handpiece, notes="x"
+        datetime(2025, 1, 15, 15, 30, tzinfo=UTC), lot=lot_a1, handpiece=handpiece, notes="x"
     )
     summer = make_record(
         datetime(2025, 7, 1, 14, 0, 0, 123456, tzinfo=UTC),
-        lot=lot,
+        lot=lot_a1,
         depths=[("neck", "1.75")],
         acknowledged_warnings=("keloid_history", "diabetes"),
     )
@@ -55,14 +55,14 @@ def winter_and_summer(make_record, lot, handpiece, provider):
 
 
 @pytest.mark.django_db
-def test_the_csv_row_by_row(api, auditor, winter_and_summer, lot, provider):
+def test_the_csv_row_by_row(api, auditor, winter_and_summer, lot_a1, provider):
     winter, summer = winter_and_summer
     response = api(auditor).get(URL)
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="tip-usage-all.csv"'
-    expires = lot.expires_on.isoformat()
+    expires = lot_a1.expires_on.isoformat()
     assert body(response).splitlines() == [
         HEADER,
         f"2025-01-15T10:30:00-05:00,LOT-A1,{expires},{winter.session_id},"
@@ -84,9 +84,9 @@ def test_used_at_parses_back_to_the_instant(api, admin, winter_and_summer):
 
 
 @pytest.mark.django_db
-def test_dates_are_the_clinics_days_inclusive(api, auditor, make_record, lot):
-    late = make_record(datetime(2025, 3, 11, 3, 30, tzinfo=UTC), lot=lot)  # 10 March, 23:30 EDT
-    early = make_record(datetime(2025, 3, 11, 4, 0, tzinfo=UTC), lot=lot)  # 11 March, 00:00 EDT
+def test_dates_are_the_clinics_days_inclusive(api, auditor, make_record, lot_a1):
+    late = make_record(datetime(2025, 3, 11, 3, 30, tzinfo=UTC), lot=lot_a1)  # 10 March, 23:30 EDT
+    early = make_record(datetime(2025, 3, 11, 4, 0, tzinfo=UTC), lot=lot_a1)  # 11 March, 00:00 EDT
     client = api(auditor)
 
     def exported(**params) -> list[str]:
@@ -101,17 +101,17 @@ def test_dates_are_the_clinics_days_inclusive(api, auditor, make_record, lot):
 
 
 @pytest.mark.django_db
-def test_lot_by_id_or_number(api, auditor, make_record, lot, clinic, other_clinic, provider):
+def test_lot_by_id_or_number(api, auditor, make_record, lot_a1, clinic, other_clinic, provider):
     other_lot = TipLotFactory(clinic=clinic, lot_number="LOT-B2", received_by=provider)
     foreign_lot = TipLotFactory(clinic=other_clinic, lot_number="LOT-B2")
-    mine = make_record(datetime(2025, 5, 1, 12, tzinfo=UTC), lot=lot)
+    mine = make_record(datetime(2025, 5, 1, 12, tzinfo=UTC), lot=lot_a1)
     other = make_record(datetime(2025, 5, 2, 12, tzinfo=UTC), lot=other_lot)
     client = api(auditor)
 
     def exported(value: str) -> list[str]:
         return [row["treatment_id"] for row in rows(client.get(URL, {"lot": value}))]
 
-    assert exported(str(lot.id)) == [str(mine.id)]
+    assert exported(str(lot_a1.id)) == [str(mine.id)]
     assert exported("LOT-B2") == [str(other.id)]
     # Another clinic's lot is no lot at all; so is an unknown number. The header stays.
     assert exported(str(foreign_lot.id)) == []
@@ -120,8 +120,10 @@ def test_lot_by_id_or_number(api, auditor, make_record, lot, clinic, other_clini
 
 
 @pytest.mark.django_db
-def test_another_clinics_records_are_not_exported(api, other_clinic, make_user, make_record, lot):
-    make_record(datetime(2025, 5, 1, 12, tzinfo=UTC), lot=lot)
+def test_another_clinics_records_are_not_exported(
+    api, other_clinic, make_user, make_record, lot_a1
+):
+    make_record(datetime(2025, 5, 1, 12, tzinfo=UTC), lot=lot_a1)
     other_auditor = make_user(Role.AUDITOR, other_clinic)
     assert body(api(other_auditor).get(URL)) == HEADER + "\n"
 
@@ -184,9 +186,9 @@ def test_each_export_is_one_audit_event(api, make_user, clinic, role):
 
 
 @pytest.mark.django_db
-def test_rows_arrive_in_chunks(clinic, make_record, lot):
+def test_rows_arrive_in_chunks(clinic, make_record, lot_a1):
     for day in range(1, 4):
-        make_record(datetime(2025, 5, day, 12, tzinfo=UTC), lot=lot)
+        make_record(datetime(2025, 5, day, 12, tzinfo=UTC), lot=lot_a1)
     query = exports.tip_usage_query(clinic, used_from=None, used_to=None, lot=None)
     chunks = list(exports.copy_chunks(query, chunk_bytes=100))
     assert len(chunks) == 4  # the header, then each row, passes 100 bytes on its own
@@ -264,9 +266,9 @@ def test_the_command_refuses_bad_arguments(clinic, tmp_path):
 
 
 @pytest.mark.django_db
-def test_a_download_abandoned_half_way_leaves_the_connection_usable(clinic, make_record, lot):
+def test_a_download_abandoned_half_way_leaves_the_connection_usable(clinic, make_record, lot_a1):
     for day in range(1, 4):
-        make_record(datetime(2025, 5, day, 12, tzinfo=UTC), lot=lot)
+        make_record(datetime(2025, 5, day, 12, tzinfo=UTC), lot=lot_a1)
     query = exports.tip_usage_query(clinic, used_from=None, used_to=None, lot=None)
     chunks = exports.copy_chunks(query, chunk_bytes=100)
     assert next(chunks)[0].startswith(b"used_at,")
@@ -278,13 +280,13 @@ def test_a_download_abandoned_half_way_leaves_the_connection_usable(clinic, make
 
 
 @pytest.mark.django_db
-def test_depths_are_the_current_ones_after_amendments(api, auditor, make_record, lot, provider):
+def test_depths_are_the_current_ones_after_amendments(api, auditor, make_record, lot_a1, provider):
     """The CSV and the FHIR Procedure read one selector (treatments.selectors.current_values)."""
     from treatments import selectors
     from treatments import services as treatment_services
 
-    record = make_record(datetime(2025, 5, 1, 12, tzinfo=UTC), lot=lot)
-    untouched = make_record(datetime(2025, 5, 2, 12, tzinfo=UTC), lot=lot)
+    record = make_record(datetime(2025, 5, 1, 12, tzinfo=UTC), lot=lot_a1)
+    untouched = make_record(datetime(2025, 5, 2, 12, tzinfo=UTC), lot=lot_a1)
     record = selectors.treatment_records().get(pk=record.pk)
     treatment_services.amend_treatment(
         actor=provider, record=record, reason="Wrong area", depths=[("chin", Decimal("0.75"))]
@@ -351,10 +353,12 @@ def test_spreadsheet_formulas_are_written_as_text(api, auditor, formulas):
 
 
 @pytest.mark.django_db
-def test_staff_names_that_are_formulas_are_written_as_text(api, auditor, make_record, lot, clinic):
+def test_staff_names_that_are_formulas_are_written_as_text(
+    api, auditor, make_record, lot_a1, clinic
+):
     for n, typed in enumerate(FORMULAS):
         performer = UserFactory(clinic=clinic, role=Role.PROVIDER, full_name=typed)
-        make_record(datetime(2025, 5, 1, 12, n, tzinfo=UTC), lot=lot, performer=performer)
+        make_record(datetime(2025, 5, 1, 12, n, tzinfo=UTC), lot=lot_a1, performer=performer)
     names = [row["provider_name"] for row in rows(api(auditor).get(URL))]
     assert names == list(FORMULAS.values())
 

@@ -31,7 +31,7 @@ def url(patient_id) -> str:
 
 
 @pytest.fixture
-def programme(clinic, provider, front_desk, lot, handpiece):
+def programme(clinic, provider, front_desk, lot_a1, handpiece):
     """A patient with a 3-session series: one treated (and amended), one booked, one
     cancelled; and a second, empty series."""
     patient = PatientFactory(
@@ -81,7 +81,7 @@ def programme(clinic, provider, front_desk, lot, handpiece):
     record = treatment_services.record_treatment(
         actor=provider,
         session=treated,
-        tip_lot=lot,
+        tip_lot=lot_a1,
         handpiece=handpiece,
         depths=[("cheeks", Decimal("1.25")), ("forehead", Decimal("0.50"))],
         notes="Tolerated well.",
@@ -114,7 +114,9 @@ def references(value) -> list[str]:
 
 
 @pytest.mark.django_db
-def test_the_bundle_is_valid_fhir_with_every_part(api, auditor, programme, clinic, lot, provider):
+def test_the_bundle_is_valid_fhir_with_every_part(
+    api, auditor, programme, clinic, lot_a1, provider
+):
     patient, series, empty, treated, booked, cancelled, record = programme
     response = api(auditor).get(url(patient.id), HTTP_ACCEPT="application/fhir+json")
 
@@ -162,7 +164,7 @@ def test_the_bundle_is_valid_fhir_with_every_part(api, auditor, programme, clini
     assert procedure["status"] == "completed"
     assert procedure["basedOn"] == [{"reference": f"CarePlan/{series.id}"}]
     assert [r["reference"] for r in procedure["usedReference"]] == [
-        f"Device/{lot.id}",
+        f"Device/{lot_a1.id}",
         f"Device/{record.handpiece_id}",
     ]
     assert procedure["bodySite"] == [{"text": "cheeks"}, {"text": "forehead"}]
@@ -174,13 +176,13 @@ def test_the_bundle_is_valid_fhir_with_every_part(api, auditor, programme, clini
         "Amended 1 time(s); latest reason: Forehead was 0.75",
     ]
     devices = {d["id"]: d for d in resources["Device"]}
-    assert devices[str(lot.id)] == {
+    assert devices[str(lot_a1.id)] == {
         "resourceType": "Device",
-        "id": str(lot.id),
+        "id": str(lot_a1.id),
         "status": "active",
         "deviceName": [{"name": "SkinPen needle cartridge", "type": "user-friendly-name"}],
         "lotNumber": "LOT-A1",
-        "expirationDate": lot.expires_on.isoformat(),
+        "expirationDate": lot_a1.expires_on.isoformat(),
         "udiCarrier": [{"deviceIdentifier": "00812345000019"}],
     }
     assert devices[str(record.handpiece_id)]["serialNumber"] == "SP-0042"
@@ -252,31 +254,32 @@ def test_another_clinics_patient_is_404(api, auditor, other_clinic):
 
 @pytest.mark.django_db
 def test_query_count_does_not_grow_with_the_record(
-    api, auditor, clinic, programme, make_record, lot
+    api, auditor, clinic, programme, make_record, lot_a1
 ):
     patient = programme[0]
     client = api(auditor)
     with CaptureQueriesContext(connection) as small:
         assert client.get(url(patient.id)).status_code == 200
     for day in range(1, 4):
-        make_record(datetime(2025, 1, day, 12, tzinfo=UTC), lot=lot, patient=patient)
+        make_record(datetime(2025, 1, day, 12, tzinfo=UTC), lot=lot_a1, patient=patient)
     with CaptureQueriesContext(connection) as large:
         assert len(by_type(client.get(url(patient.id)).json())["Procedure"]) == 4
     assert len(large) == len(small)
 
 
 @pytest.mark.django_db
-def test_a_scanned_lots_device_carries_its_udi(api, auditor, programme, lot):
+def test_a_scanned_lots_device_carries_its_udi(api, auditor, programme, lot_a1):
     """Received by scanning the box: udiCarrier has the GTIN and the human-readable form."""
     patient = programme[0]
-    lot.udi_carrier = "(01)00812345000019(17)280300(10)LOT-A1"
-    lot.save(update_fields=["udi_carrier"])
+    lot_a1.udi_carrier = "(01)00812345000019(17)280300(10)LOT-A1"
+    lot_a1.save(update_fields=["udi_carrier"])
     bundle = api(auditor).get(url(patient.id), HTTP_ACCEPT="application/fhir+json").json()
     Bundle.model_validate(bundle)
     (device,) = [
         entry["resource"]
         for entry in bundle["entry"]
-        if entry["resource"]["resourceType"] == "Device" and entry["resource"]["id"] == str(lot.id)
+        if entry["resource"]["resourceType"] == "Device"
+        and entry["resource"]["id"] == str(lot_a1.id)
     ]
     get_fhir_model_class("Device").model_validate(device)
     assert device["udiCarrier"] == [

@@ -31,11 +31,11 @@ def body_of(n: Notification) -> dict:
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", ["admin", "front_desk", "provider", "auditor"])
 def test_every_role_reads_the_clinics_notifications(
-    api, staff_by_role, role, patient, make_session
+    api, staff_by_role, role, recipient, make_booked_session
 ):
-    session = make_session(datetime(2026, 3, 9, 13, tzinfo=UTC))
+    session = make_booked_session(datetime(2026, 3, 9, 13, tzinfo=UTC))
     sent = NotificationFactory(
-        patient=patient,
+        patient=recipient,
         session=session,
         kind="session_reminder",
         subject_key=f"{session.id}@x",
@@ -52,7 +52,7 @@ def test_every_role_reads_the_clinics_notifications(
         "results": [
             {
                 "id": str(sent.id),
-                "patient": str(patient.id),
+                "patient": str(recipient.id),
                 "session": str(session.id),
                 "kind": "session_reminder",
                 "channel": "email",
@@ -65,18 +65,18 @@ def test_every_role_reads_the_clinics_notifications(
         "previous": None,
     }
     event = AuditEvent.objects.get(action="notification.list")
-    assert (event.object_id, event.patient_id) == (str(sent.id), patient.id)
+    assert (event.object_id, event.patient_id) == (str(sent.id), recipient.id)
 
 
 @pytest.mark.django_db
-def test_filters(api, front_desk, patient, make_patient, make_session):
-    other = make_patient()
-    session = make_session(datetime(2026, 3, 9, 13, tzinfo=UTC))
+def test_filters(api, front_desk, recipient, make_recipient, make_booked_session):
+    other = make_recipient()
+    session = make_booked_session(datetime(2026, 3, 9, 13, tzinfo=UTC))
     a = NotificationFactory(
-        patient=patient, session=session, kind="session_reminder", scheduled_for=T
+        patient=recipient, session=session, kind="session_reminder", scheduled_for=T
     )
     b = NotificationFactory(
-        patient=patient, channel="sms", status="sending", claimed_at=T, scheduled_for=T
+        patient=recipient, channel="sms", status="sending", claimed_at=T, scheduled_for=T
     )
     c = NotificationFactory(patient=other, status="failed", scheduled_for=T)
     d = NotificationFactory(patient=other, status="skipped", channel="sms", scheduled_for=T)
@@ -90,7 +90,7 @@ def test_filters(api, front_desk, patient, make_patient, make_session):
     def expect(*rows):
         return sorted(str(n.id) for n in rows)
 
-    assert ids({"patient": str(patient.id)}) == expect(a, b)
+    assert ids({"patient": str(recipient.id)}) == expect(a, b)
     assert ids({"session": str(session.id)}) == expect(a)
     assert ids({"kind": "session_reminder"}) == expect(a)
     assert ids({"kind": "lot_recall", "patient": str(other.id)}) == expect(c, d)
@@ -114,8 +114,8 @@ def test_another_clinics_notification_is_not_found(api, admin):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
-def test_read_only(api, admin, auditor, patient, method):
-    row = NotificationFactory(patient=patient)
+def test_read_only(api, admin, auditor, recipient, method):
+    row = NotificationFactory(patient=recipient)
     client = api(admin)
     path = URL if method == "post" else f"{URL}{row.id}/"
     response = getattr(client, method)(path, {})

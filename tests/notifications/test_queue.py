@@ -18,10 +18,10 @@ CLOSED_BROKER = "redis://127.0.0.1:1/0"
 
 @pytest.mark.django_db
 def test_one_row_per_channel_published_after_commit(
-    patient, private_broker, django_capture_on_commit_callbacks
+    recipient, private_broker, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        created = outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+        created = outbox.queue(kind="lot_recall", patient=recipient, subject_key="lot:1")
         assert private_broker.queued() == []  # nothing leaves before the commit
     now = created[0].scheduled_for
     assert len(callbacks) == 1
@@ -30,8 +30,8 @@ def test_one_row_per_channel_published_after_commit(
         ("lot_recall", "sms", "pending", now),
     ]
     assert [(n.channel, n.patient_id, n.clinic_id, n.session_id) for n in created] == [
-        ("email", patient.id, patient.clinic_id, None),
-        ("sms", patient.id, patient.clinic_id, None),
+        ("email", recipient.id, recipient.clinic_id, None),
+        ("sms", recipient.id, recipient.clinic_id, None),
     ]
     assert private_broker.queued() == [
         ("scheduling.send_notification", {"notification_id": str(n.id)}) for n in created
@@ -40,9 +40,9 @@ def test_one_row_per_channel_published_after_commit(
 
 @pytest.mark.django_db
 def test_channels_not_opted_into_are_skipped(
-    make_patient, private_broker, django_capture_on_commit_callbacks
+    make_recipient, private_broker, django_capture_on_commit_callbacks
 ):
-    patient = make_patient(sms_opt_in=False)
+    patient = make_recipient(sms_opt_in=False)
     with django_capture_on_commit_callbacks(execute=True):
         outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
     assert list(
@@ -54,8 +54,8 @@ def test_channels_not_opted_into_are_skipped(
 
 
 @pytest.mark.django_db
-def test_patient_opted_out_of_everything_gets_two_skipped_rows(make_patient):
-    patient = make_patient(sms_opt_in=False, email_opt_in=False, email="", phone="")
+def test_patient_opted_out_of_everything_gets_two_skipped_rows(make_recipient):
+    patient = make_recipient(sms_opt_in=False, email_opt_in=False, email="", phone="")
     outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
     assert list(Notification.objects.order_by("channel").values_list("status", "last_error")) == [
         ("skipped", "not opted in to email"),
@@ -64,25 +64,25 @@ def test_patient_opted_out_of_everything_gets_two_skipped_rows(make_patient):
 
 
 @pytest.mark.django_db
-def test_the_same_message_is_queued_once(patient, make_patient):
-    first = outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:7")
-    again = outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:7")
+def test_the_same_message_is_queued_once(recipient, make_recipient):
+    first = outbox.queue(kind="lot_recall", patient=recipient, subject_key="lot:7")
+    again = outbox.queue(kind="lot_recall", patient=recipient, subject_key="lot:7")
     assert (len(first), again) == (2, [])
     # The same lot concerns another patient: that patient gets their own message.
-    other = outbox.queue(kind="lot_recall", patient=make_patient(), subject_key="lot:7")
+    other = outbox.queue(kind="lot_recall", patient=make_recipient(), subject_key="lot:7")
     assert len(other) == 2
     # Another kind about the same subject is another message.
-    assert len(outbox.queue(kind="aftercare_checkin", patient=patient, subject_key="lot:7"))
+    assert len(outbox.queue(kind="aftercare_checkin", patient=recipient, subject_key="lot:7"))
     assert Notification.objects.count() == 6
 
 
 @pytest.mark.django_db
 def test_a_row_not_yet_due_is_not_published(
-    patient, private_broker, django_capture_on_commit_callbacks
+    recipient, private_broker, django_capture_on_commit_callbacks
 ):
     later = timezone.now() + timedelta(hours=3)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1", scheduled_for=later)
+        outbox.queue(kind="lot_recall", patient=recipient, subject_key="lot:1", scheduled_for=later)
     assert (len(callbacks), private_broker.queued()) == (0, [])
     assert rows() == [
         ("lot_recall", "email", "pending", later),
@@ -92,13 +92,13 @@ def test_a_row_not_yet_due_is_not_published(
 
 @pytest.mark.django_db
 def test_broker_down_queueing_still_commits_and_the_scan_sends(
-    patient, private_broker, django_capture_on_commit_callbacks, caplog
+    recipient, private_broker, django_capture_on_commit_callbacks, caplog
 ):
     with (
         override_settings(CELERY_BROKER_URL=CLOSED_BROKER),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        created = outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+        created = outbox.queue(kind="lot_recall", patient=recipient, subject_key="lot:1")
     assert "could not publish 2 of 2 notification task(s)" in caplog.text
     assert [n.status for n in Notification.objects.order_by("channel")] == ["pending", "pending"]
     assert private_broker.queued() == []
@@ -106,12 +106,12 @@ def test_broker_down_queueing_still_commits_and_the_scan_sends(
     result = scans.scan()  # Redis is back: the beat's scan finds the rows
 
     assert result["send_sent"] == 2
-    assert delivered() == [("email", patient.email), ("sms", patient.phone)]
+    assert delivered() == [("email", recipient.email), ("sms", recipient.phone)]
     assert {n.id for n in Notification.objects.filter(status="sent")} == {n.id for n in created}
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_queueing_of_one_message_makes_one_row_per_channel(patient):
+def test_concurrent_queueing_of_one_message_makes_one_row_per_channel(recipient):
     barrier = threading.Barrier(4)
     made: list[int] = []
 
@@ -120,7 +120,7 @@ def test_concurrent_queueing_of_one_message_makes_one_row_per_channel(patient):
             barrier.wait()
             with transaction.atomic():
                 made.append(
-                    len(outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:9"))
+                    len(outbox.queue(kind="lot_recall", patient=recipient, subject_key="lot:9"))
                 )
         finally:
             connection.close()

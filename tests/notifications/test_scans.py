@@ -25,11 +25,11 @@ def scan_at(moment):
 
 
 @pytest.mark.django_db
-def test_reminder_once_inside_the_lead_time(make_session, patient):
-    inside = make_session(ny(2026, 3, 3, 8, 30))  # 23.5 h ahead
-    outside = make_session(ny(2026, 3, 3, 9, 30))  # 24.5 h ahead
-    make_session(ny(2026, 3, 2, 8))  # already started
-    make_session(ny(2026, 3, 3, 7), status=SessionStatus.CANCELLED)
+def test_reminder_once_inside_the_lead_time(make_booked_session, recipient):
+    inside = make_booked_session(ny(2026, 3, 3, 8, 30))  # 23.5 h ahead
+    outside = make_booked_session(ny(2026, 3, 3, 9, 30))  # 24.5 h ahead
+    make_booked_session(ny(2026, 3, 2, 8))  # already started
+    make_booked_session(ny(2026, 3, 3, 7), status=SessionStatus.CANCELLED)
 
     scan_at(ny(2026, 3, 2, 9))
     assert rows() == [
@@ -37,7 +37,7 @@ def test_reminder_once_inside_the_lead_time(make_session, patient):
         ("session_reminder", "sms", "sent", ny(2026, 3, 2, 8, 30)),
     ]
     assert set(Notification.objects.values_list("session_id", flat=True)) == {inside.id}
-    assert delivered() == [("email", patient.email), ("sms", patient.phone)]
+    assert delivered() == [("email", recipient.email), ("sms", recipient.phone)]
 
     scan_at(ny(2026, 3, 2, 9, 15))  # nothing new
     scan_at(ny(2026, 3, 2, 9, 30))
@@ -49,8 +49,8 @@ def test_reminder_once_inside_the_lead_time(make_session, patient):
 
 
 @pytest.mark.django_db
-def test_a_session_moved_after_its_reminder_is_reminded_again(make_session):
-    session = make_session(ny(2026, 3, 3, 8))
+def test_a_session_moved_after_its_reminder_is_reminded_again(make_booked_session):
+    session = make_booked_session(ny(2026, 3, 3, 8))
     scan_at(ny(2026, 3, 2, 9))
     session.starts_at, session.ends_at = ny(2026, 3, 10, 8), ny(2026, 3, 10, 9)
     session.save()
@@ -76,12 +76,12 @@ def test_a_session_moved_after_its_reminder_is_reminded_again(make_session):
     ],
 )
 def test_reminder_lead_is_elapsed_hours_across_spring_forward(
-    clinic, make_session, lead_hours, expected_utc, expected_local
+    clinic, make_booked_session, lead_hours, expected_utc, expected_local
 ):
     clinic.reminder_lead_hours = lead_hours
     clinic.save()
     # Monday after the spring-forward Sunday (2026-03-08) in New York, 09:00 local = 13:00 UTC.
-    session = make_session(ny(2026, 3, 9, 9))
+    session = make_booked_session(ny(2026, 3, 9, 9))
     assert session.starts_at - expected_utc == timedelta(hours=lead_hours)
 
     scan_at(expected_utc - timedelta(seconds=1))
@@ -97,8 +97,8 @@ def test_reminder_lead_is_elapsed_hours_across_spring_forward(
 
 
 @pytest.mark.django_db
-def test_next_session_due_once_per_gap(make_session, series, patient):
-    first = make_session(
+def test_next_session_due_once_per_gap(make_booked_session, recipient_series, recipient):
+    first = make_booked_session(
         ny(2026, 3, 2, 10), status=SessionStatus.COMPLETED, completed_at=ny(2026, 3, 2, 11)
     )
     scan_at(ny(2026, 3, 31, 23))  # due from 1 April (30 days): not yet
@@ -112,7 +112,7 @@ def test_next_session_due_once_per_gap(make_session, series, patient):
     scan_at(ny(2026, 4, 1, 10))
     assert [r[2] for r in rows(kind="next_session_due")] == ["sent", "sent"]
     assert set(Notification.objects.values_list("subject_key", flat=True)) == {
-        f"series:{series.id}:after:{first.id}"
+        f"series:{recipient_series.id}:after:{first.id}"
     }
     assert [(m.subject, m.body) for m in mail.outbox] == [
         (
@@ -123,7 +123,7 @@ def test_next_session_due_once_per_gap(make_session, series, patient):
     ]
 
     # Booked, then cancelled: still the same gap, no second nudge.
-    second = make_session(ny(2026, 4, 20, 10))
+    second = make_booked_session(ny(2026, 4, 20, 10))
     scan_at(ny(2026, 4, 2, 10))
     second.status = SessionStatus.CANCELLED
     second.save()
@@ -131,7 +131,7 @@ def test_next_session_due_once_per_gap(make_session, series, patient):
     assert Notification.objects.filter(kind="next_session_due").count() == 2
 
     # The next treatment opens the next gap.
-    make_session(
+    make_booked_session(
         ny(2026, 4, 21, 10), status=SessionStatus.COMPLETED, completed_at=ny(2026, 4, 21, 11)
     )
     scan_at(ny(2026, 5, 21, 12))
@@ -140,26 +140,26 @@ def test_next_session_due_once_per_gap(make_session, series, patient):
 
 
 @pytest.mark.django_db
-def test_no_nudge_when_booked_full_or_cancelled(make_session, series):
-    make_session(
+def test_no_nudge_when_booked_full_or_cancelled(make_booked_session, recipient_series):
+    make_booked_session(
         ny(2026, 3, 2, 10), status=SessionStatus.COMPLETED, completed_at=ny(2026, 3, 2, 11)
     )
-    booked = make_session(ny(2026, 5, 20, 10))
+    booked = make_booked_session(ny(2026, 5, 20, 10))
     scan_at(ny(2026, 4, 10, 12))
     assert rows(kind="next_session_due") == []  # the next session is booked
 
     booked.status = SessionStatus.COMPLETED
     booked.completed_at = booked.starts_at
     booked.save()
-    make_session(
+    make_booked_session(
         ny(2026, 6, 25, 10), status=SessionStatus.COMPLETED, completed_at=ny(2026, 6, 25, 11)
     )
     scan_at(ny(2026, 8, 1, 12))
     assert rows(kind="next_session_due") == []  # all three planned sessions done
 
-    series.planned_sessions = 4
-    series.status = "cancelled"
-    series.save()
+    recipient_series.planned_sessions = 4
+    recipient_series.status = "cancelled"
+    recipient_series.save()
     scan_at(ny(2026, 8, 2, 12))
     assert rows(kind="next_session_due") == []
 
@@ -168,8 +168,8 @@ def test_no_nudge_when_booked_full_or_cancelled(make_session, series):
 
 
 @pytest.mark.django_db
-def test_aftercare_checkin_the_day_after_at_ten_local(make_session):
-    session = make_session(
+def test_aftercare_checkin_the_day_after_at_ten_local(make_booked_session):
+    session = make_booked_session(
         ny(2026, 3, 10, 14), status=SessionStatus.COMPLETED, completed_at=ny(2026, 3, 10, 15)
     )
     scan_at(ny(2026, 3, 10, 16))
@@ -192,8 +192,8 @@ def test_aftercare_checkin_the_day_after_at_ten_local(make_session):
 
 
 @pytest.mark.django_db
-def test_a_late_aftercare_checkin_waits_for_daytime(make_session):
-    make_session(
+def test_a_late_aftercare_checkin_waits_for_daytime(make_booked_session):
+    make_booked_session(
         ny(2026, 3, 10, 14), status=SessionStatus.COMPLETED, completed_at=ny(2026, 3, 10, 15)
     )
     scan_at(ny(2026, 3, 11, 21))  # the scans did not run all day
@@ -206,12 +206,12 @@ def test_a_late_aftercare_checkin_waits_for_daytime(make_session):
 
 @pytest.mark.django_db
 def test_screening_expiring_once_when_a_session_is_first_flagged(
-    make_patient, front_desk, make_session
+    make_recipient, front_desk, make_booked_session
 ):
-    patient = make_patient(screened_on=ny(2026, 3, 2).date())  # valid until 31 May
+    patient = make_recipient(screened_on=ny(2026, 3, 2).date())  # valid until 31 May
     series = SeriesFactory(patient=patient, created_by=front_desk)
-    before = make_session(ny(2026, 5, 20, 10), series=series)
-    after = make_session(ny(2026, 6, 5, 10), series=series)
+    before = make_booked_session(ny(2026, 5, 20, 10), series=series)
+    after = make_booked_session(ny(2026, 6, 5, 10), series=series)
 
     result = scan_at(ny(2026, 3, 2, 12))
     assert result["flags_changed"] == 1
@@ -238,9 +238,13 @@ def test_screening_expiring_once_when_a_session_is_first_flagged(
 
 
 @pytest.mark.django_db
-def test_a_flag_raised_at_night_is_told_in_the_morning(make_patient, front_desk, make_session):
-    patient = make_patient(screened_on=ny(2026, 3, 2).date())
-    make_session(ny(2026, 6, 5, 10), series=SeriesFactory(patient=patient, created_by=front_desk))
+def test_a_flag_raised_at_night_is_told_in_the_morning(
+    make_recipient, front_desk, make_booked_session
+):
+    patient = make_recipient(screened_on=ny(2026, 3, 2).date())
+    make_booked_session(
+        ny(2026, 6, 5, 10), series=SeriesFactory(patient=patient, created_by=front_desk)
+    )
     scan_at(ny(2026, 3, 2, 23))
     assert {r[2:] for r in rows(kind="screening_expiring")} == {("pending", ny(2026, 3, 3, 9))}
 
@@ -248,20 +252,20 @@ def test_a_flag_raised_at_night_is_told_in_the_morning(make_patient, front_desk,
 # --- two scans --------------------------------------------------------------------------------
 
 
-def _busy_day(make_session):
+def _busy_day(make_booked_session):
     """Due work of every scan-made kind at 2026-03-11 10:00 New York."""
-    make_session(ny(2026, 3, 12, 9))  # reminder
-    make_session(
+    make_booked_session(ny(2026, 3, 12, 9))  # reminder
+    make_booked_session(
         ny(2026, 3, 10, 14), status=SessionStatus.COMPLETED, completed_at=ny(2026, 3, 10, 15)
     )
-    make_session(
+    make_booked_session(
         ny(2026, 2, 1, 10), status=SessionStatus.COMPLETED, completed_at=ny(2026, 2, 1, 11)
     )
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_concurrent_scans_give_one_notification_each(make_session):
-    _busy_day(make_session)
+def test_two_concurrent_scans_give_one_notification_each(make_booked_session):
+    _busy_day(make_booked_session)
     barrier = threading.Barrier(2)
     results = []
 
@@ -289,10 +293,10 @@ def test_two_concurrent_scans_give_one_notification_each(make_session):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_creation_without_the_lock_still_makes_one_row(make_session):
+def test_concurrent_creation_without_the_lock_still_makes_one_row(make_booked_session):
     """The advisory lock is an extra: the outbox's unique key alone keeps it to one."""
     for hour in range(9, 17):
-        make_session(ny(2026, 3, 12, hour))
+        make_booked_session(ny(2026, 3, 12, hour))
     barrier = threading.Barrier(3)
     created = []
 
@@ -312,8 +316,8 @@ def test_concurrent_creation_without_the_lock_still_makes_one_row(make_session):
 
 
 @pytest.mark.django_db
-def test_two_scans_in_a_row_send_nothing_twice(make_session):
-    _busy_day(make_session)
+def test_two_scans_in_a_row_send_nothing_twice(make_booked_session):
+    _busy_day(make_booked_session)
     first = scan_at(ny(2026, 3, 11, 10))
     second = scan_at(ny(2026, 3, 11, 10, 1))
     assert (first["send_sent"], second.get("send_sent", 0)) == (4, 0)

@@ -76,8 +76,8 @@ class DatabaseDropsAfterHandover(SMSBackend):
             other.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
-def sms_only(make_patient):
-    return make_patient(email_opt_in=False)
+def sms_only(make_recipient):
+    return make_recipient(email_opt_in=False)
 
 
 def here(name):
@@ -85,8 +85,8 @@ def here(name):
 
 
 @pytest.mark.django_db
-def test_send_task_run_twice_sends_once(patient):
-    row = NotificationFactory(patient=patient)
+def test_send_task_run_twice_sends_once(recipient):
+    row = NotificationFactory(patient=recipient)
     first = tasks.send_notification.apply(kwargs={"notification_id": str(row.id)}).get()
     row.refresh_from_db()
     sent_at = row.sent_at
@@ -97,14 +97,14 @@ def test_send_task_run_twice_sends_once(patient):
 
 
 @pytest.mark.django_db
-def test_batch_and_scan_tasks_run_twice_send_once(patient):
-    rows = [NotificationFactory(patient=patient, channel=c) for c in ("email", "sms")]
+def test_batch_and_scan_tasks_run_twice_send_once(recipient):
+    rows = [NotificationFactory(patient=recipient, channel=c) for c in ("email", "sms")]
     assert tasks.send_due_notifications.apply().get() == 2
     sent_at = {n.id: n.sent_at for n in Notification.objects.all()}
     assert tasks.send_due_notifications.apply().get() == 0
     tasks.scan_notifications.apply().get()
     tasks.scan_notifications.apply().get()
-    assert delivered() == [("email", patient.email), ("sms", patient.phone)]
+    assert delivered() == [("email", recipient.email), ("sms", recipient.phone)]
     assert {n.id: n.sent_at for n in Notification.objects.all()} == sent_at
     assert all(n.attempts == 1 for n in Notification.objects.filter(pk__in=[r.id for r in rows]))
 
@@ -118,15 +118,15 @@ def test_task_for_a_row_that_is_gone_logs_and_returns(caplog):
 
 
 @pytest.mark.django_db
-def test_sending_is_audited_without_clinical_detail(patient):
+def test_sending_is_audited_without_clinical_detail(recipient):
     from clinic.models import AuditEvent
 
-    row = NotificationFactory(patient=patient)
+    row = NotificationFactory(patient=recipient)
     sender.send(row.id)
     event = AuditEvent.objects.get(action="notification.send")
     assert (event.object_id, event.patient_id, event.actor_label, event.detail, event.outcome) == (
         str(row.id),
-        patient.id,
+        recipient.id,
         "scheduling.send_notification",
         {"kind": "lot_recall", "channel": "email"},
         "success",
@@ -134,9 +134,9 @@ def test_sending_is_audited_without_clinical_detail(patient):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_racing_for_each_row_send_it_once(patient):
+def test_two_workers_racing_for_each_row_send_it_once(recipient):
     rows = [
-        NotificationFactory(patient=patient, channel=("email", "sms")[i % 2]) for i in range(20)
+        NotificationFactory(patient=recipient, channel=("email", "sms")[i % 2]) for i in range(20)
     ]
     outcomes: list[str] = []
 
@@ -174,8 +174,8 @@ def test_two_workers_racing_for_each_row_send_it_once(patient):
     NOTIFICATION_RETRY_BASE_SECONDS=60,
     NOTIFICATION_RETRY_MAX_SECONDS=3600,
 )
-def test_failures_retry_with_backoff_then_fail(make_patient):
-    patient = sms_only(make_patient)
+def test_failures_retry_with_backoff_then_fail(make_recipient):
+    patient = sms_only(make_recipient)
     with time_machine.travel(T0, tick=False) as clock:
         outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
         row = Notification.objects.get(channel="sms")
@@ -209,8 +209,8 @@ def test_failures_retry_with_backoff_then_fail(make_patient):
 
 @pytest.mark.django_db
 @override_settings(SMS_BACKEND=here("InvalidNumber"))
-def test_a_permanent_refusal_fails_at_once(make_patient):
-    patient = sms_only(make_patient)
+def test_a_permanent_refusal_fails_at_once(make_recipient):
+    patient = sms_only(make_recipient)
     outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
     row = Notification.objects.get(channel="sms")
     assert sender.send(row.id) == "failed"
@@ -224,9 +224,9 @@ def test_a_permanent_refusal_fails_at_once(make_patient):
 
 @pytest.mark.django_db
 @override_settings(SMS_BACKEND=here("QuotesTheNumber"))
-def test_the_stored_error_holds_no_patient_data(make_patient):
+def test_the_stored_error_holds_no_patient_data(make_recipient):
     """last_error is read by staff and kept: the provider's text is redacted like a log line."""
-    patient = sms_only(make_patient)
+    patient = sms_only(make_recipient)
     outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
     row = Notification.objects.get(channel="sms")
     assert sender.send(row.id) == "failed"
@@ -237,8 +237,8 @@ def test_the_stored_error_holds_no_patient_data(make_patient):
 
 @pytest.mark.django_db
 @override_settings(NOTIFICATION_CLAIM_TIMEOUT_SECONDS=300)
-def test_a_row_whose_worker_died_before_the_handover_is_reclaimed_and_sent_once(make_patient):
-    patient = sms_only(make_patient)
+def test_a_row_whose_worker_died_before_the_handover_is_reclaimed_and_sent_once(make_recipient):
+    patient = sms_only(make_recipient)
     row = NotificationFactory(patient=patient, channel="sms", scheduled_for=T0)
     with time_machine.travel(T0, tick=False) as clock:
         with override_settings(SMS_BACKEND=here("DiesBeforeHandover")), pytest.raises(WorkerKilled):
@@ -261,10 +261,10 @@ def test_a_row_whose_worker_died_before_the_handover_is_reclaimed_and_sent_once(
 
 @pytest.mark.django_db
 def test_the_documented_window_a_worker_dying_after_the_handover_repeats_that_message(
-    make_patient,
+    make_recipient,
 ):
     """The one duplicate the outbox cannot exclude (scheduling.notifications docstring)."""
-    patient = sms_only(make_patient)
+    patient = sms_only(make_recipient)
     row = NotificationFactory(patient=patient, channel="sms", scheduled_for=T0)
     with time_machine.travel(T0, tick=False) as clock:
         with override_settings(SMS_BACKEND=here("DiesAfterHandover")), pytest.raises(WorkerKilled):
@@ -279,8 +279,8 @@ def test_the_documented_window_a_worker_dying_after_the_handover_repeats_that_me
 
 @pytest.mark.django_db
 @override_settings(NOTIFICATION_MAX_ATTEMPTS=1)
-def test_a_stuck_row_out_of_attempts_ends_failed(make_patient):
-    patient = sms_only(make_patient)
+def test_a_stuck_row_out_of_attempts_ends_failed(make_recipient):
+    patient = sms_only(make_recipient)
     row = NotificationFactory(patient=patient, channel="sms", scheduled_for=T0)
     with time_machine.travel(T0, tick=False) as clock:
         with override_settings(SMS_BACKEND=here("DiesBeforeHandover")), pytest.raises(WorkerKilled):
@@ -292,9 +292,9 @@ def test_a_stuck_row_out_of_attempts_ends_failed(make_patient):
 
 
 @pytest.mark.django_db
-def test_a_reminder_for_a_session_cancelled_since_is_skipped(make_session):
+def test_a_reminder_for_a_session_cancelled_since_is_skipped(make_booked_session):
     with time_machine.travel(ny(2026, 3, 2, 10, 30), tick=False):
-        session = make_session(ny(2026, 3, 3, 10))
+        session = make_booked_session(ny(2026, 3, 3, 10))
         assert scans.queue_session_reminders(ny(2026, 3, 2, 10, 30)) == 2
         # The session is cancelled before a worker gets to the rows.
         session.status = SessionStatus.CANCELLED
@@ -308,18 +308,20 @@ def test_a_reminder_for_a_session_cancelled_since_is_skipped(make_session):
 
 
 @pytest.mark.django_db
-def test_a_patient_who_opted_out_since_is_skipped(patient):
-    row = NotificationFactory(patient=patient, channel="sms")
-    patient.sms_opt_in = False
-    patient.save()
+def test_a_patient_who_opted_out_since_is_skipped(recipient):
+    row = NotificationFactory(patient=recipient, channel="sms")
+    recipient.sms_opt_in = False
+    recipient.save()
     assert sender.send(row.id) == "skipped"
     row.refresh_from_db()
     assert (row.status, row.last_error, channels.outbox) == ("skipped", "not opted in to sms", [])
 
 
 @pytest.mark.django_db
-def test_message_texts_carry_clinic_and_local_time_and_no_clinical_detail(make_session, patient):
-    session = make_session(ny(2026, 3, 9, 9))
+def test_message_texts_carry_clinic_and_local_time_and_no_clinical_detail(
+    make_booked_session, recipient
+):
+    session = make_booked_session(ny(2026, 3, 9, 9))
     with time_machine.travel(ny(2026, 3, 8, 12), tick=False):
         scans.scan()
     assert len(mail.outbox) == 1
@@ -331,12 +333,12 @@ def test_message_texts_carry_clinic_and_local_time_and_no_clinical_detail(make_s
         "09:00 EDT.\n\n"
         "If you need to change it, please contact the clinic.\n\n"
         "Bloom Skin Studio\n",
-        [patient.email],
+        [recipient.email],
         "no-reply@localhost",
     )
     assert [(m.to, m.body) for m in channels.outbox] == [
         (
-            patient.phone,
+            recipient.phone,
             "Bloom Skin Studio: reminder of your appointment on Monday 9 March 2026 at 09:00 EDT. "
             "Reply C to confirm, R to reschedule, STOP to opt out.",
         )
@@ -345,9 +347,9 @@ def test_message_texts_carry_clinic_and_local_time_and_no_clinical_detail(make_s
 
 
 @pytest.mark.django_db
-def test_recall_text_says_only_to_contact_the_clinic(patient):
+def test_recall_text_says_only_to_contact_the_clinic(recipient):
     with time_machine.travel(ny(2026, 3, 8, 12), tick=False):
-        outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+        outbox.queue(kind="lot_recall", patient=recipient, subject_key="lot:1")
         sender.send_due()
     assert [(m.subject, m.body) for m in mail.outbox] == [
         (
@@ -364,12 +366,12 @@ def test_recall_text_says_only_to_contact_the_clinic(patient):
 
 
 @pytest.mark.django_db
-def test_a_row_whose_worker_process_is_known_dead_is_reclaimed_without_the_timeout(make_patient):
+def test_a_row_whose_worker_process_is_known_dead_is_reclaimed_without_the_timeout(make_recipient):
     """A worker process keeps a heartbeat (clinic/liveness.py) and stamps its claims: once the
     heartbeat has lapsed, the scan puts the row back after WORKER_DEAD_AFTER_SECONDS, not 300."""
     from clinic import liveness
 
-    patient = sms_only(make_patient)
+    patient = sms_only(make_recipient)
     row = NotificationFactory(patient=patient, channel="sms", scheduled_for=T0)
     beating = liveness.start_heartbeat()
     me = liveness.identity()
@@ -410,9 +412,9 @@ def test_when_redis_does_not_answer_no_worker_is_taken_for_dead(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_message_that_left_is_recorded_sent_through_a_dropped_connection(make_patient):
+def test_a_message_that_left_is_recorded_sent_through_a_dropped_connection(make_recipient):
     """Not left `sending` for a reclaim to send again: the write is retried on a new connection."""
-    patient = sms_only(make_patient)
+    patient = sms_only(make_recipient)
     row = NotificationFactory(patient=patient, channel="sms")
     with override_settings(SMS_BACKEND=here("DatabaseDropsAfterHandover")):
         assert sender.send(row.id) == "sent"

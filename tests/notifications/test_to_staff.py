@@ -47,10 +47,10 @@ def test_staff_without_an_address_are_skipped(clinic, make_user, staff_text):
 
 
 @pytest.mark.django_db
-def test_a_row_has_exactly_one_recipient(clinic, make_user, patient):
+def test_a_row_has_exactly_one_recipient(clinic, make_user, recipient):
     admin = make_user(Role.ADMIN, clinic, email="ann@clinic.example")
     (row,) = outbox.queue_to_staff(kind=KIND, staff=admin, subject_key="s:1")
-    for change in ({"patient": patient}, {"staff": None}):
+    for change in ({"patient": recipient}, {"staff": None}):
         with (
             pytest.raises(IntegrityError, match="scheduling_notification_one_recipient"),
             transaction.atomic(),
@@ -59,9 +59,9 @@ def test_a_row_has_exactly_one_recipient(clinic, make_user, patient):
 
 
 @pytest.mark.django_db
-def test_staff_messages_are_not_listed_with_the_patients(clinic, make_user, api, patient):
+def test_staff_messages_are_not_listed_with_the_patients(clinic, make_user, api, recipient):
     admin = make_user(Role.ADMIN, clinic, email="ann@clinic.example")
     outbox.queue_to_staff(kind=KIND, staff=admin, subject_key="s:1")
-    outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:1")
+    outbox.queue(kind="lot_recall", patient=recipient, subject_key="lot:1")
     listed = api(admin).get("/api/v1/notifications/").json()["results"]
-    assert {(n["kind"], n["patient"]) for n in listed} == {("lot_recall", str(patient.id))}
+    assert {(n["kind"], n["patient"]) for n in listed} == {("lot_recall", str(recipient.id))}

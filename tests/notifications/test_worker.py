@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -93,14 +92,6 @@ def statuses() -> dict[str, set[str]]:
     for pk, status in Notification.objects.values_list("id", "status"):
         by_status.setdefault(status, set()).add(str(pk))
     return by_status
-
-
-@pytest.fixture
-def work_dir():
-    """A directory of this test's own for the workers' logs and the delivery log. Not pytest's
-    tmp_path: other pytest sessions of the same user prune those numbered directories."""
-    with tempfile.TemporaryDirectory(prefix="notify-worker-test-") as path:
-        yield Path(path)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,10 +8,6 @@ from standardwebhooks import Webhook
 
 from scheduling.webhooks import sender
 
-# The real broker and the worker's directory, as the notification worker tests have them.
-from tests.notifications.conftest import private_broker  # noqa: F401
-from tests.notifications.test_worker import work_dir  # noqa: F401
-
 
 @dataclass
 class Received:
