@@ -497,24 +497,32 @@ def mark_no_show(*, actor: User, session: Session) -> Session:
     )
 
 
-def complete_session(*, actor: User, session: Session, performed_at: datetime) -> Session:
+def complete_session(
+    *, actor: User, session: Session, performed_at: datetime, locked_series: Series | None = None
+) -> Session:
     """Mark a session treated; the series completes with its last planned session.
 
     Called by the treatments app when a treatment is recorded (scheduling never imports
-    treatments). Raises InvalidState unless the session is checked in.
+    treatments), inside its transaction, holding the session's and the series' row locks
+    (`locked_series`, then current: neither is read again). Raises InvalidState unless the
+    session is checked in.
     """
-    with transaction.atomic():
+    # Inside the caller's transaction (locked_series) no savepoint: a refusal rolls back the
+    # caller's whole transaction, which does not go on after it.
+    inside = locked_series is not None
+    with transaction.atomic(savepoint=not inside):
         session = _transition(
             actor=actor,
             session=session,
             target=SessionStatus.COMPLETED,
             action="session.complete",
             event=Event.SESSION_COMPLETED,
+            locked=inside,
             completed_at=performed_at,
         )
         # Locked after the session (the one lock order): of two last sessions completed at
         # once, the second to get the lock counts after the first has committed.
-        series = _lock_series(session.series_id)
+        series = locked_series if locked_series is not None else _lock_series(session.series_id)
         completed = Session.objects.filter(series=series, status=SessionStatus.COMPLETED).count()
         if series.status == SeriesStatus.ACTIVE and completed >= series.planned_sessions:
             series.status = SeriesStatus.COMPLETED
@@ -537,14 +545,24 @@ def complete_session(*, actor: User, session: Session, performed_at: datetime) -
 
 
 def _transition(
-    *, actor: User, session: Session, target: str, action: str, event: str, **changes: Any
+    *,
+    actor: User,
+    session: Session,
+    target: str,
+    action: str,
+    event: str,
+    locked: bool = False,
+    **changes: Any,
 ) -> Session:
     """Move a session to `target` if, and only if, its current status allows it.
 
     One conditional UPDATE decides: of two racing transitions, only one finds the row still
-    in an allowed status.
+    in an allowed status. The session is read again afterwards, unless `locked`: the caller
+    holds the row's lock and `session` is as it was read under it, so the UPDATE's changes are
+    applied to it instead. `locked` also means the caller's transaction is around it (no
+    savepoint of its own: a refusal rolls back the caller's).
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=not locked):
         now = timezone.now()
         if target not in OPEN_SESSION_STATUSES:
             changes["flags"] = []
@@ -561,6 +579,11 @@ def _transition(
             object_id=session.pk,
             patient_id=session.patient_id,
         )
-        session = Session.objects.get(pk=session.pk)
+        if locked:
+            session.status, session.updated_at = target, now
+            for name, value in changes.items():
+                setattr(session, name, value)
+        else:
+            session = Session.objects.get(pk=session.pk)
         webhooks.emit_session(event, session)
         return session

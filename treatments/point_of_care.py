@@ -2,7 +2,8 @@
 patient's eligibility: the day-of attestation, the series' interval between actual treatment
 days, the screening's warnings acknowledged and, with consent forms, the current consents.
 
-Each check reads only; `treatments.services.record_treatment` calls them, in this order, while
+Each check reads only (the warnings check is given the screening its caller read);
+`treatments.services.record_treatment` calls them, in this order, while
 it holds the patient's, the session's and the series' locks.
 """
 
@@ -14,7 +15,7 @@ from uuid import UUID
 
 from clinic.models import Clinic
 from patients import rules as patient_rules
-from patients import selectors as patient_selectors
+from patients.models import Screening
 from scheduling import rules as scheduling_rules
 from scheduling.errors import IntervalTooShort
 from scheduling.models import Series, Session
@@ -52,10 +53,10 @@ def acknowledged(codes: Iterable[str]) -> list[str]:
     return [code for code in patient_rules.WARNING_CODES if code in given]
 
 
-def check_warnings(patient_id: UUID, acknowledged_warnings: list[str]) -> None:
-    """Every warning of the screening in force (the latest: treatment needs it valid) is
-    acknowledged by the provider."""
-    screening = patient_selectors.latest_screening(patient_id)
+def check_warnings(screening: Screening | None, acknowledged_warnings: list[str]) -> None:
+    """Every warning of the screening in force (the patient's latest,
+    patients.selectors.latest_screening: treatment needs it valid) is acknowledged by the
+    provider."""
     in_force = screening.warnings if screening is not None else []
     missing = [code for code in in_force if code not in acknowledged_warnings]
     if missing:

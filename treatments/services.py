@@ -19,6 +19,7 @@ from django.utils import timezone
 from clinic import audit
 from clinic.errors import DomainError, InvalidInput, InvalidState
 from clinic.models import Clinic, Handpiece, User
+from patients import rules as patient_rules
 from patients import selectors as patient_selectors
 from patients.models import Patient
 from scheduling import services as scheduling_services
@@ -349,12 +350,19 @@ def _record_treatment(
     _check_depths(depths, depth_override_reason)
 
     point_of_care.check_attestation(clinic, session)
-    # Treatment always needs full eligibility, on the day it is done.
-    eligibility = patient_selectors.eligibility_on(patient, performed_on)
+    # Treatment always needs full eligibility, on the day it is done. The screening in force
+    # is read once (the patient's row is locked: no new one can come in meanwhile) for both
+    # the eligibility and the warnings.
+    screening = patient_selectors.latest_screening(patient.pk)
+    eligibility = patient_rules.eligibility_on(
+        date_of_birth=patient.date_of_birth,
+        screening=patient_selectors.screening_facts(screening),
+        on=performed_on,
+    )
     if not eligibility.eligible:
         raise PatientNotEligible(eligibility.reasons)
     point_of_care.check_interval(clinic, series, performed_on)
-    point_of_care.check_warnings(patient.pk, acknowledged_warnings)
+    point_of_care.check_warnings(screening, acknowledged_warnings)
     point_of_care.check_consents(clinic, patient.pk, series.indication)
 
     serial_number = None
@@ -398,7 +406,10 @@ def _record_treatment(
         [TreatmentDepth(record=record, area=area, depth_mm=depth) for area, depth in depths]
     )
     _snapshot_aftercare(record)
-    scheduling_services.complete_session(actor=actor, session=session, performed_at=performed_at)
+    # The session's and the series' rows are locked here and the instances current.
+    scheduling_services.complete_session(
+        actor=actor, session=session, performed_at=performed_at, locked_series=series
+    )
     audit.record(
         actor=actor,
         action="treatment.record",
