@@ -359,6 +359,15 @@ def _check_booking(session: Session, series: Series, *, new: bool) -> None:
     if error is not None:
         raise error
     session.flags = flags
+    if new:
+        # Its place among the series' active sessions as the checks read them (what
+        # scheduling.selectors.sessions_with_number counts), so the answer needs no read back:
+        # the series' lock keeps other bookings and moves of the series out until this commits.
+        session.number = 1 + sum(  # type: ignore[attr-defined]
+            1
+            for other_id, other_starts_at in others
+            if (other_starts_at, other_id) < (session.starts_at, session.pk)
+        )
 
 
 def _slot_context(session: Session) -> slots.SlotContext:

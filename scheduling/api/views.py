@@ -107,7 +107,9 @@ class SessionViewSet(PatientDataViewSet):
         body = BookingSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
         session = services.book_session(actor=request.user, **body.validated_data)
-        return self._respond(session, 201)
+        # As the list shows it, from the booked instance (its number set by the booking): not
+        # read back.
+        return Response(self.get_serializer(session).data, status=201)
 
     @extend_schema(request=RescheduleSerializer, responses={200: SessionSerializer})
     @action(detail=True, methods=["post"])

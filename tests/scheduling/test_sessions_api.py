@@ -79,6 +79,34 @@ def test_check_in_and_cancel_record_when_and_why(front_desk, api, series, at):
 
 
 @pytest.mark.django_db
+def test_the_booking_answer_is_the_session_as_read_back(front_desk, provider, api, series, at):
+    """The booking answers from what it wrote (no read back): exactly what a read of the
+    session then shows, its number included, booked out of time order and given with an
+    offset other than UTC's."""
+    series.planned_sessions = 4
+    series.save()
+    client = api(front_desk)
+    plus_two = datetime.timezone(timedelta(hours=2))
+    answers = []
+    for day in (60, 1, 30):
+        response = client.post(
+            "/api/v1/sessions/",
+            {
+                "series": str(series.id),
+                "provider": str(provider.id),
+                "starts_at": at(day).astimezone(plus_two).isoformat(),
+                "duration_minutes": 45,
+            },
+        )
+        assert response.status_code == 201, response.content
+        answers.append(response.json())
+    # Each as it was booked: the one on day 60 was first of one, then first of two.
+    assert [answer["number"] for answer in answers] == [1, 1, 2]
+    last = answers[-1]
+    assert client.get(f"/api/v1/sessions/{last['id']}/").json() == last
+
+
+@pytest.mark.django_db
 def test_number_stays_right_after_cancel_and_reschedule(front_desk, provider, api, series, at):
     series.planned_sessions = 4
     series.save()
