@@ -19,6 +19,22 @@ def treatment_records() -> QuerySet[TreatmentRecord]:
     )
 
 
+def as_written(record: TreatmentRecord, depths: list[tuple[str, Decimal]]) -> TreatmentRecord:
+    """A record just written with these depths (in the order written, which is their id
+    order) and no amendment yet, as `treatment_records()` would read it back, without reading
+    it: for the answer to the request that wrote it (its related managers then show what was
+    written, not what is stored later)."""
+    written = [TreatmentDepth(record=record, area=area, depth_mm=depth) for area, depth in depths]
+    cache = {}
+    for name, rows in (("depths", written), ("amendments", [])):
+        related = getattr(record, name).all()
+        related._result_cache = rows
+        related._prefetch_done = True
+        cache[name] = related
+    record._prefetched_objects_cache = cache  # type: ignore[attr-defined]
+    return record
+
+
 def record_of_session(clinic_id: UUID, session_id: UUID) -> TreatmentRecord | None:
     return treatment_records().filter(clinic_id=clinic_id, session_id=session_id).first()
 

@@ -1,3 +1,4 @@
+import datetime
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -55,6 +56,26 @@ def test_record_a_treatment(provider, session, lot, api):
     assert (lot.quantity_used, lot.quantity_remaining) == (1, 9)
     assert AuditEvent.objects.get(action="treatment.record").patient_id == session.patient_id
     assert api(provider).get(url(session)).json() == body
+
+
+@pytest.mark.django_db
+def test_the_answer_is_the_record_as_read_back(provider, session, lot, api):
+    """The answer is built from what was written (no read back): exactly what a read then
+    shows, for depths given with other precisions and a treatment time with an offset."""
+    performed_at = timezone.now().astimezone(datetime.timezone(timedelta(hours=-5)))
+    body = treatment_body(lot, performed_at=performed_at.isoformat())
+    body["depths"] = [
+        {"area": "forehead", "depth_mm": "0.5"},
+        {"area": "cheeks", "depth_mm": "1.250"},
+    ]
+    response = api(provider).post(url(session), body)
+    assert response.status_code == 201, response.content
+    answer = response.json()
+    assert answer["depths"] == [
+        {"area": "forehead", "depth_mm": "0.50"},
+        {"area": "cheeks", "depth_mm": "1.25"},
+    ]
+    assert api(provider).get(url(session)).json() == answer
 
 
 @pytest.mark.django_db

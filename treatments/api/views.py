@@ -195,19 +195,21 @@ class SessionTreatmentViewSet(ClinicScopedViewSet):
         body = TreatmentInputSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        services.record_treatment(
+        depths = [(d["area"], d["depth_mm"]) for d in data["depths"]]
+        record = services.record_treatment(
             actor=request.user,
             session=session,
             tip_lot=data["tip_lot"],
             tip_barcode=data["tip_barcode"],
             handpiece=data["handpiece"],
-            depths=[(d["area"], d["depth_mm"]) for d in data["depths"]],
+            depths=depths,
             notes=data["notes"],
             depth_override_reason=data["depth_override_reason"],
             performed_at=data["performed_at"],
             acknowledged_warnings=data["acknowledged_warnings"],
         )
-        record = selectors.record_of_session(session.clinic_id, session.id)
+        # The record as written, its depths and (no) amendments with it: not read back.
+        record = selectors.as_written(record, depths)
         return Response(TreatmentRecordSerializer(record).data, status=201)
 
     @extend_schema(responses={200: AmendmentSerializer(many=True)})
