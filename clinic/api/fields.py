@@ -4,6 +4,7 @@ that takes a date."""
 
 from __future__ import annotations
 
+import copy
 from datetime import date, datetime
 from typing import Any
 
@@ -129,7 +130,50 @@ class BooleanField(serializers.BooleanField):
         self.fail("invalid", input=data)
 
 
-class ModelSerializer(serializers.ModelSerializer):
+# --- Serializers: fields built once per class ------------------------------------------------
+
+
+def _copy_field(field: serializers.Field) -> serializers.Field:
+    """A fresh, unbound copy of a template field. A field that holds other fields (a nested
+    serializer, a list's child, a many-relation) is deep-copied as DRF copies declared fields:
+    its children are bound to it. Any other field is copied shallowly: its state is its
+    constructor's arguments, which no field changes after __init__ (the validator list is
+    copied all the same, as Field.validators is a settable list)."""
+    if (
+        isinstance(field, serializers.BaseSerializer)
+        or hasattr(field, "child")
+        or hasattr(field, "child_relation")
+    ):
+        return copy.deepcopy(field)
+    fresh = copy.copy(field)
+    if "_validators" in field.__dict__:
+        fresh._validators = list(field._validators)
+    return fresh
+
+
+class FieldTemplateMixin:
+    """Fields built once per serializer class, copied for each instance.
+
+    DRF builds an instance's fields anew each time (every request): a ModelSerializer reads
+    its model's metadata and constructs each field, any serializer deep-copies its declared
+    fields, which re-runs each field's __init__. What comes out depends on the class alone, so
+    the first instance's fields are kept, unbound, as the class's template, and each instance
+    binds copies of them."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        cls = type(self)
+        template = cls.__dict__.get("_field_template")
+        if template is None:
+            template = super().get_fields()  # type: ignore[misc]
+            cls._field_template = template  # type: ignore[attr-defined]
+        return {name: _copy_field(field) for name, field in template.items()}
+
+
+class Serializer(FieldTemplateMixin, serializers.Serializer):
+    pass
+
+
+class ModelSerializer(FieldTemplateMixin, serializers.ModelSerializer):
     """DRF's ModelSerializer whose generated date, timestamp and boolean fields are the strict
     ones."""
 

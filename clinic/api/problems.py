@@ -20,7 +20,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from clinic.api.fields import BooleanField, CharField, IntegerField, UUIDField
+from clinic.api.fields import BooleanField, CharField, IntegerField, Serializer, UUIDField
 from clinic.errors import DomainError, error_for_integrity_error
 
 logger = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ class FieldErrorsField(serializers.DictField):
     pass
 
 
-class ProblemSerializer(serializers.Serializer):
+class ProblemSerializer(Serializer):
     """The error body, for the OpenAPI schema: RFC 9457 members, `code`, and the members some
     codes add."""
 

@@ -1,5 +1,4 @@
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
 
 from clinic.api.fields import (
     CharField,
@@ -8,13 +7,14 @@ from clinic.api.fields import (
     EmailField,
     IntegerField,
     ModelSerializer,
+    Serializer,
 )
 from clinic.models import Clinic, Handpiece, Room, User, validate_timezone
 from clinic.rules import CLINIC_SETTING_RANGES, Role
 from clinic.services import CLINIC_SETTINGS_FIELDS
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class TokenRequestSerializer(Serializer):
     username = CharField(max_length=150)
     password = CharField(max_length=4096, trim_whitespace=False)
     otp = CharField(
@@ -34,7 +34,7 @@ class TokenRequestSerializer(serializers.Serializer):
     )
 
 
-class TokenSerializer(serializers.Serializer):
+class TokenSerializer(Serializer):
     token = CharField()
     expires_at = DateTimeField(
         help_text="The latest moment the token works (TOKEN_TTL_HOURS after issue). It stops "
@@ -82,7 +82,7 @@ class ClinicSerializer(ModelSerializer):
 # case-insensitively and answered in the contract's format); the output is the model as shown.
 
 
-class StaffInputSerializer(serializers.Serializer):
+class StaffInputSerializer(Serializer):
     username = CharField(
         max_length=150,
         validators=[User.username_validator],
@@ -105,7 +105,7 @@ class StaffSerializer(ModelSerializer):
         read_only_fields = fields
 
 
-class RoomInputSerializer(serializers.Serializer):
+class RoomInputSerializer(Serializer):
     name = CharField(max_length=100)
 
 
@@ -116,7 +116,7 @@ class RoomSerializer(ModelSerializer):
         read_only_fields = fields
 
 
-class HandpieceInputSerializer(serializers.Serializer):
+class HandpieceInputSerializer(Serializer):
     serial_number = CharField(max_length=64)
 
 

@@ -10,7 +10,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import mixins, serializers
+from rest_framework import mixins
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from clinic import auth, services
 from clinic.api.base import ClinicAPIView, ClinicScopedViewSet, CreateThroughServiceMixin
-from clinic.api.fields import CharField
+from clinic.api.fields import CharField, Serializer
 from clinic.api.permissions import ADMIN, ALL_ROLES
 from clinic.api.problems import (
     PROBLEM_CONTENT_TYPE,
@@ -153,7 +153,7 @@ class HandpieceViewSet(
     create_service = staticmethod(services.create_handpiece)
 
 
-class HealthSerializer(serializers.Serializer):
+class HealthSerializer(Serializer):
     database = CharField()
     broker = CharField()
 

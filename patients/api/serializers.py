@@ -7,6 +7,7 @@ from clinic.api.fields import (
     EmailField,
     IntegerField,
     ModelSerializer,
+    Serializer,
 )
 from patients.models import Patient, Screening
 from patients.rules import CONTRAINDICATION_ANSWERS, FITZPATRICK_TYPES, WARNING_ANSWERS
@@ -74,11 +75,11 @@ class ScreeningSerializer(ModelSerializer):
         }
 
 
-class EligibilityQuerySerializer(serializers.Serializer):
+class EligibilityQuerySerializer(Serializer):
     on = DateField(required=False)
 
 
-class EligibilitySerializer(serializers.Serializer):
+class EligibilitySerializer(Serializer):
     eligible = BooleanField()
     reasons = serializers.ListField(child=CharField())
     valid_until = DateField(allow_null=True)

@@ -12,6 +12,7 @@ from clinic.api.fields import (
     DateTimeField,
     IntegerField,
     ModelSerializer,
+    Serializer,
     UUIDField,
 )
 from clinic.models import Room, User
@@ -63,13 +64,13 @@ class SeriesSerializer(ModelSerializer):
         return selectors.next_due_on(series)
 
 
-class SeriesCancelSerializer(serializers.Serializer):
+class SeriesCancelSerializer(Serializer):
     reason = CharField(
         max_length=rules.CANCEL_REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
     )
 
 
-class AttestationSerializer(serializers.Serializer):
+class AttestationSerializer(Serializer):
     pregnant_or_nursing = BooleanField()
     active_skin_infection = BooleanField()
     open_wounds_in_area = BooleanField()
@@ -77,7 +78,7 @@ class AttestationSerializer(serializers.Serializer):
     attested_by = UUIDField(help_text="The staff member who checked the patient in.")
 
 
-class CheckInSerializer(serializers.Serializer):
+class CheckInSerializer(Serializer):
     """The day-of attestation: required when the clinic's day_of_attestation_required is on
     (the service's rule); any true refuses the check-in (422 patient_not_eligible)."""
 
@@ -134,7 +135,7 @@ class SessionSerializer(ModelSerializer):
         return None if attestation is None else AttestationSerializer(attestation).data
 
 
-class BookingSerializer(serializers.Serializer):
+class BookingSerializer(Serializer):
     series = ClinicRelatedField(queryset=Series.objects.all())
     provider = ClinicRelatedField(
         queryset=User.objects.all(), help_text="A staff member with the provider role."
@@ -144,7 +145,7 @@ class BookingSerializer(serializers.Serializer):
     duration_minutes = IntegerField(default=rules.DEFAULT_DURATION_MINUTES)
 
 
-class RescheduleSerializer(serializers.Serializer):
+class RescheduleSerializer(Serializer):
     starts_at = DateTimeField()
     duration_minutes = IntegerField(
         required=False, help_text="Default: the session's current duration."
@@ -160,7 +161,7 @@ class RescheduleSerializer(serializers.Serializer):
     )
 
 
-class SessionCancelSerializer(serializers.Serializer):
+class SessionCancelSerializer(Serializer):
     reason = CharField(
         max_length=rules.CANCEL_REASON_MAX_LENGTH, required=False, allow_blank=True, default=""
     )

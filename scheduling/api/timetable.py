@@ -29,6 +29,7 @@ from clinic.api.fields import (
     DateTimeField,
     IntegerField,
     ModelSerializer,
+    Serializer,
     URLField,
 )
 from clinic.api.permissions import ADMIN, ALL_ROLES, CLINICAL_STAFF
@@ -71,13 +72,13 @@ class HHMMEndField(HHMMField):
         super().__init__(allow_midnight_end=True, **kwargs)
 
 
-class WorkingIntervalSerializer(serializers.Serializer):
+class WorkingIntervalSerializer(Serializer):
     weekday = IntegerField(min_value=0, max_value=6, help_text="0 = Monday ... 6")
     starts = HHMMField(source="starts_minute", help_text="HH:MM, clinic time")
     ends = HHMMEndField(source="ends_minute", help_text="HH:MM, clinic time; 24:00 ok")
 
 
-class WorkingHoursSerializer(serializers.Serializer):
+class WorkingHoursSerializer(Serializer):
     intervals = WorkingIntervalSerializer(many=True, max_length=200)
 
 
@@ -189,7 +190,7 @@ class TimeOffViewSet(
 # --- Availability -----------------------------------------------------------------------------
 
 
-class AvailabilityQuerySerializer(serializers.Serializer):
+class AvailabilityQuerySerializer(Serializer):
     provider = ClinicRelatedField(queryset=User.objects.all())
     room = ClinicRelatedField(queryset=Room.objects.all(), required=False, allow_null=True)
     series = ClinicRelatedField(
@@ -206,12 +207,12 @@ class AvailabilityQuerySerializer(serializers.Serializer):
         return fields
 
 
-class SlotSerializer(serializers.Serializer):
+class SlotSerializer(Serializer):
     starts_at = DateTimeField()
     ends_at = DateTimeField()
 
 
-class AvailabilitySerializer(serializers.Serializer):
+class AvailabilitySerializer(Serializer):
     slots = SlotSerializer(many=True)
 
 
@@ -260,7 +261,7 @@ class AvailabilityView(ClinicAPIView):
 # --- Plan and book the rest of a series -------------------------------------------------------
 
 
-class SeriesPlanRequestSerializer(serializers.Serializer):
+class SeriesPlanRequestSerializer(Serializer):
     provider = ClinicRelatedField(
         queryset=User.objects.all(), help_text="A staff member with the provider role."
     )
@@ -274,18 +275,18 @@ class SeriesPlanRequestSerializer(serializers.Serializer):
     )
 
 
-class PlannedSessionSerializer(serializers.Serializer):
+class PlannedSessionSerializer(Serializer):
     number = IntegerField()
     starts_at = DateTimeField()
     ends_at = DateTimeField()
     flags = serializers.ListField(child=CharField())
 
 
-class SeriesPlanSerializer(serializers.Serializer):
+class SeriesPlanSerializer(Serializer):
     sessions = PlannedSessionSerializer(many=True)
 
 
-class SeriesBookedSerializer(serializers.Serializer):
+class SeriesBookedSerializer(Serializer):
     sessions = SessionSerializer(many=True)
 
 
@@ -341,7 +342,7 @@ class SeriesBookView(_SeriesActionView):
 # --- Calendar feed ----------------------------------------------------------------------------
 
 
-class CalendarFeedSerializer(serializers.Serializer):
+class CalendarFeedSerializer(Serializer):
     url = URLField(help_text="Secret; no Authorization needed. A new one replaces it.")
 
 

@@ -14,6 +14,7 @@ from clinic.api.fields import (
     IntegerField,
     ModelSerializer,
     RegexField,
+    Serializer,
     UUIDField,
 )
 from clinic.models import Handpiece
@@ -116,7 +117,7 @@ class TipLotSerializer(ModelSerializer):
         )
 
 
-class AftercareStepSerializer(serializers.Serializer):
+class AftercareStepSerializer(Serializer):
     day_offset = IntegerField(min_value=0, max_value=rules.MAX_AFTERCARE_DAY_OFFSET)
     product = CharField(
         max_length=rules.AFTERCARE_PRODUCT_MAX_LENGTH, allow_blank=True, required=False, default=""
@@ -135,7 +136,7 @@ class AftercareTemplateSerializer(ModelSerializer):
         validators: list[object] = []
 
 
-class DepthSerializer(serializers.Serializer):
+class DepthSerializer(Serializer):
     area = ChoiceField(choices=rules.AREAS)
     # Any precision in ("1.500" is 1.5); whether it is a SkinPen setting is the rule's call.
     # Out it goes as stored: two decimals ("1.25").
@@ -147,7 +148,7 @@ class DepthSerializer(serializers.Serializer):
         return data
 
 
-class TreatmentInputSerializer(serializers.Serializer):
+class TreatmentInputSerializer(Serializer):
     """Shape only; the depth rules, lot and eligibility checks are the service's."""
 
     tip_lot = ClinicRelatedField(
@@ -186,11 +187,11 @@ class TreatmentInputSerializer(serializers.Serializer):
         return attrs
 
 
-class ScanInputSerializer(serializers.Serializer):
+class ScanInputSerializer(Serializer):
     barcode = BarcodeField()
 
 
-class AmendmentInputSerializer(serializers.Serializer):
+class AmendmentInputSerializer(Serializer):
     reason = CharField(max_length=rules.REASON_MAX_LENGTH)
     notes = CharField(max_length=rules.NOTES_MAX_LENGTH, required=False, allow_blank=True)
     depths = DepthSerializer(many=True, allow_empty=False, required=False)
@@ -232,7 +233,7 @@ class TreatmentRecordSerializer(ModelSerializer):
         ]
 
 
-class ScanSerializer(serializers.Serializer):
+class ScanSerializer(Serializer):
     gtin = CharField()
     lot_number = CharField()
     expires_on = DateField()
@@ -240,16 +241,16 @@ class ScanSerializer(serializers.Serializer):
     tip_lot = TipLotSerializer(allow_null=True, help_text="The clinic's matching lot, or null.")
 
 
-class AftercareSerializer(serializers.Serializer):
+class AftercareSerializer(Serializer):
     session = UUIDField()
     steps = AftercareStepSerializer(many=True)
 
 
-class RecallInputSerializer(serializers.Serializer):
+class RecallInputSerializer(Serializer):
     reason = CharField(max_length=rules.RECALL_REASON_MAX_LENGTH)
 
 
-class AffectedPatientSerializer(serializers.Serializer):
+class AffectedPatientSerializer(Serializer):
     id = UUIDField()
     first_name = CharField()
     last_name = CharField()
@@ -258,7 +259,7 @@ class AffectedPatientSerializer(serializers.Serializer):
     sessions = serializers.ListField(child=UUIDField())
 
 
-class RecallSerializer(serializers.Serializer):
+class RecallSerializer(Serializer):
     lot_number = CharField()
     recalled_at = DateTimeField()
     affected_sessions = IntegerField(help_text="How many sessions used the lot.")
@@ -287,7 +288,7 @@ class RecallNoticeSerializer(ModelSerializer):
         read_only_fields = fields
 
 
-class ConfirmNoticeInputSerializer(serializers.Serializer):
+class ConfirmNoticeInputSerializer(Serializer):
     reason = CharField(
         max_length=2000,
         required=False,
@@ -297,5 +298,5 @@ class ConfirmNoticeInputSerializer(serializers.Serializer):
     )
 
 
-class DismissNoticeInputSerializer(serializers.Serializer):
+class DismissNoticeInputSerializer(Serializer):
     reason = CharField(max_length=2000)
