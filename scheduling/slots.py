@@ -92,16 +92,6 @@ def working_windows(intervals: Iterable[WeeklyInterval], day: date, zone: ZoneIn
     ]
 
 
-def within_working_hours(
-    start: datetime, end: datetime, intervals: Sequence[WeeklyInterval], zone: ZoneInfo
-) -> bool:
-    """A session lies wholly inside one working interval. No intervals: no limit."""
-    if not intervals:
-        return True
-    day = start.astimezone(zone).date()
-    return any(lo <= start and end <= hi for lo, hi in working_windows(intervals, day, zone))
-
-
 @dataclass(frozen=True)
 class Busy:
     """Busy time as disjoint [start, end) ranges in order; touching ranges do not overlap."""
@@ -143,6 +133,19 @@ class SlotContext:
     provider_busy: Busy
     room_busy: Busy | None = None
     patient_busy: Busy | None = None
+    # The working windows of each local day asked about, resolved once: availability asks of
+    # every slot of a day.
+    _windows: dict[date, list[Range]] = field(default_factory=dict, compare=False, repr=False)
+
+    def within_working_hours(self, start: datetime, end: datetime) -> bool:
+        """A session lies wholly inside one working interval. No intervals: no limit."""
+        if not self.working_hours:
+            return True
+        day = start.astimezone(self.zone).date()
+        windows = self._windows.get(day)
+        if windows is None:
+            windows = self._windows[day] = working_windows(self.working_hours, day, self.zone)
+        return any(lo <= start and end <= hi for lo, hi in windows)
 
     def plus(self, start: datetime, end: datetime) -> SlotContext:
         """The context once a session at [start, end) is placed (a plan's earlier sessions)."""
@@ -160,9 +163,7 @@ class SlotContext:
 def slot_conflict(context: SlotContext, start: datetime, end: datetime) -> str | None:
     """Who cannot take a session at [start, end): the provider (outside working hours, time off,
     another session), else the room (time off, another session), else the patient."""
-    if not within_working_hours(
-        start, end, context.working_hours, context.zone
-    ) or context.provider_busy.overlaps(start, end):
+    if not context.within_working_hours(start, end) or context.provider_busy.overlaps(start, end):
         return PROVIDER_UNAVAILABLE
     if context.room_busy is not None and context.room_busy.overlaps(start, end):
         return ROOM_UNAVAILABLE

@@ -128,7 +128,8 @@ class ScreeningViewSet(ClinicScopedViewSet):
         patient = self._patient(pk)
         query = EligibilityQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        on = query.validated_data.get("on") or patient.clinic.today()
+        # The patient's clinic is the user's (`_patient` looks it up there), loaded with them.
+        on = query.validated_data.get("on") or request.user.clinic.today()
         result = selectors.eligibility_on(patient, on)
         audit.record_reads(
             actor=request.user,
