@@ -9,12 +9,15 @@ from datetime import date, datetime
 from typing import Any
 
 from django import forms
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.http import QueryDict
+from django.utils.functional import cached_property
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import relations, serializers
+from rest_framework.relations import PKOnlyObject
 
 from clinic.dates import (
     DATE_FORMAT,
@@ -167,6 +170,76 @@ class FieldTemplateMixin:
             template = super().get_fields()  # type: ignore[misc]
             cls._field_template = template  # type: ignore[attr-defined]
         return {name: _copy_field(field) for name, field in template.items()}
+
+    @cached_property
+    def _readable_fields(self) -> list[serializers.Field]:  # type: ignore[override]
+        # DRF's is a generator over the fields' mapping, run again for every object of a list
+        # (the child serializer's fields are fixed by then).
+        return [field for field in self.fields.values() if not field.write_only]
+
+    def to_representation(self, instance: Any) -> Any:
+        """DRF's, with a model instance's plain columns read directly.
+
+        DRF's Field.get_attribute walks `source_attrs` generically (mappings, callables,
+        missing attributes) for every field of every object. For a field whose source is one
+        of the model's columns (by name, or a foreign key's `_id`) that walk is a getattr, and a
+        primary-key relation answers the column itself; those are read so, every other field
+        as DRF reads it. Same values, same order."""
+        if not isinstance(instance, models.Model):
+            return super().to_representation(instance)  # type: ignore[misc]
+        ret: dict[str, Any] = {}
+        for field, column, pk_only in self._read_plan(type(instance)):
+            if column is not None:
+                value = getattr(instance, column)
+                ret[field.field_name] = (
+                    value if pk_only or value is None else field.to_representation(value)
+                )
+                continue
+            try:
+                attribute = field.get_attribute(instance)
+            except serializers.SkipField:
+                continue
+            check_for_none = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
+            ret[field.field_name] = (
+                None if check_for_none is None else field.to_representation(attribute)
+            )
+        return ret
+
+    def _read_plan(self, model: type[models.Model]) -> list[tuple[Any, str | None, bool]]:
+        """(field, the column read directly or None, whether it is a primary-key relation
+        answered as the column), per readable field, once per serializer and model."""
+        plans = self.__dict__.setdefault("_read_plans", {})
+        if model not in plans:
+            plans[model] = [(field, *_column_of(field, model)) for field in self._readable_fields]
+        return plans[model]
+
+
+def _column_of(field: serializers.Field, model: type[models.Model]) -> tuple[str | None, bool]:
+    if len(field.source_attrs) != 1:
+        return None, False
+    try:
+        model_field = model._meta.get_field(field.source_attrs[0])
+    except FieldDoesNotExist:
+        return None, False
+    if not model_field.concrete:
+        return None, False
+    kind = type(field)
+    if kind.get_attribute is serializers.Field.get_attribute:
+        # getattr of a column: never a mapping, a callable or missing.
+        return (
+            (model_field.attname, False) if field.source == model_field.attname else (None, False)
+        )
+    if (
+        isinstance(field, relations.PrimaryKeyRelatedField)
+        and model_field.many_to_one
+        and kind.get_attribute is relations.RelatedField.get_attribute
+        and kind.to_representation is relations.PrimaryKeyRelatedField.to_representation
+        and field.use_pk_only_optimization()
+        and field.pk_field is None
+    ):
+        # DRF reads the foreign key's column (serializable_value) and answers it as the pk.
+        return model_field.attname, True
+    return None, False
 
 
 class Serializer(FieldTemplateMixin, serializers.Serializer):
