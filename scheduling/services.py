@@ -184,32 +184,87 @@ def book_session(
     duration_minutes: int = rules.DEFAULT_DURATION_MINUTES,
     room: Room | None = None,
 ) -> Session:
-    with transaction.atomic():
-        patient = _lock_patient(series.patient_id)
-        series = _lock_series(series.pk, patient=patient)
-        checks.lock_resources(provider.pk, room.pk if room else None, shared=True)
-        session = Session(
-            clinic=series.clinic,
-            series=series,
-            patient=series.patient,
-            provider=provider,
-            room=room,
-            starts_at=starts_at,
-            ends_at=_ends_at(starts_at, duration_minutes),
-            status=SessionStatus.BOOKED,
-            created_by=actor,
-        )
-        _check_booking(session, series, new=True)
-        _save_checked(session, force_insert=True)
-        audit.record(
-            actor=actor,
-            action="session.book",
-            object_type="session",
-            object_id=session.id,
-            patient_id=session.patient_id,
-            detail={"series": str(series.id), "starts_at": session.starts_at.isoformat()},
-        )
-        webhooks.emit_session(Event.SESSION_BOOKED, session)
+    """One session, in one transaction with no savepoint of its own inside.
+
+    The insert is not wrapped in a savepoint (`_save_checked`): when the exclusion constraint
+    refuses it, or PostgreSQL aborts it to break a deadlock, the whole booking rolls back (to
+    the savepoint of its own transaction when it runs inside another) and then the overlap
+    check runs again, or the whole booking is tried again, as `_save_checked` does for the
+    insert alone."""
+    for attempt in range(1, DEADLOCK_RETRIES + 2):
+        try:
+            return _book_session(
+                actor=actor,
+                series=series,
+                provider=provider,
+                starts_at=starts_at,
+                duration_minutes=duration_minutes,
+                room=room,
+            )
+        except _InsertRefused as refused:
+            # Rolled back: what refused the insert has committed by now, and is visible.
+            error = _overlap_error(refused.session) or error_for_integrity_error(refused.error)
+            if error is None:
+                raise refused.error from None
+            raise error from refused.error
+        except _InsertDeadlocked as deadlocked:
+            if attempt > DEADLOCK_RETRIES:
+                raise deadlocked.error from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _InsertRefused(Exception):
+    def __init__(self, session: Session, error: IntegrityError) -> None:
+        self.session, self.error = session, error
+
+
+class _InsertDeadlocked(Exception):
+    def __init__(self, error: OperationalError) -> None:
+        self.error = error
+
+
+@transaction.atomic
+def _book_session(
+    *,
+    actor: User,
+    series: Series,
+    provider: User,
+    starts_at: datetime,
+    duration_minutes: int,
+    room: Room | None,
+) -> Session:
+    patient = _lock_patient(series.patient_id)
+    series = _lock_series(series.pk, patient=patient)
+    checks.lock_resources(provider.pk, room.pk if room else None, shared=True)
+    session = Session(
+        clinic=series.clinic,
+        series=series,
+        patient=series.patient,
+        provider=provider,
+        room=room,
+        starts_at=starts_at,
+        ends_at=_ends_at(starts_at, duration_minutes),
+        status=SessionStatus.BOOKED,
+        created_by=actor,
+    )
+    _check_booking(session, series, new=True)
+    try:
+        session.save(force_insert=True)
+    except IntegrityError as exc:
+        raise _InsertRefused(session, exc) from exc
+    except OperationalError as exc:
+        if isinstance(exc.__cause__, DeadlockDetected):
+            raise _InsertDeadlocked(exc) from exc
+        raise
+    audit.record(
+        actor=actor,
+        action="session.book",
+        object_type="session",
+        object_id=session.id,
+        patient_id=session.patient_id,
+        detail={"series": str(series.id), "starts_at": session.starts_at.isoformat()},
+    )
+    webhooks.emit_session(Event.SESSION_BOOKED, session)
     return session
 
 

@@ -381,3 +381,50 @@ def test_session_times_are_instants_with_an_offset(front_desk, api, series, at):
     assert parsed.utcoffset() is not None
     assert parsed == at(2, 9)
     assert Session.objects.get(pk=session.pk).starts_at == parsed
+
+
+@pytest.mark.django_db
+def test_a_booking_the_constraint_refuses_is_told_which_resource(
+    front_desk, provider, series, make_patient, make_series, at, monkeypatch
+):
+    """The insert has no savepoint of its own: when the exclusion constraint refuses it (a
+    concurrent booking got there between the check and the insert, as if the check had not
+    seen it), the booking rolls back whole and the check, run again, names the provider."""
+    from scheduling.errors import ProviderUnavailable
+
+    services.book_session(actor=front_desk, series=series, provider=provider, starts_at=at(3))
+    other = make_series(patient=make_patient())
+    real = services._check_booking
+    monkeypatch.setattr(services, "_check_booking", lambda session, series, new: None)
+    with pytest.raises(ProviderUnavailable):
+        services.book_session(actor=front_desk, series=other, provider=provider, starts_at=at(3))
+    monkeypatch.setattr(services, "_check_booking", real)
+    assert Session.objects.filter(series=other).count() == 0
+    assert AuditEvent.objects.filter(action="session.book").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_booking_aborted_by_a_deadlock_is_tried_again_whole(
+    front_desk, provider, series, at, monkeypatch
+):
+    from django.db import OperationalError
+    from psycopg.errors import DeadlockDetected
+
+    save, tries = Session.save, []
+
+    def deadlocked_once(self, *args, **kwargs):
+        tries.append(self.pk)
+        if len(tries) == 1:
+            try:
+                raise DeadlockDetected("deadlock detected")
+            except DeadlockDetected as cause:
+                raise OperationalError("deadlock detected") from cause
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "save", deadlocked_once)
+    session = services.book_session(
+        actor=front_desk, series=series, provider=provider, starts_at=at(3)
+    )
+    assert len(tries) == 2
+    assert list(Session.objects.filter(series=series).values_list("id", flat=True)) == [session.pk]
+    assert AuditEvent.objects.filter(action="session.book").count() == 1
