@@ -8,8 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.helpers import assert_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,29 +64,37 @@ def server(tmp_path_factory):
     err.close()
 
 
-def raw(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+class RawResponse:
+    """A response read off the socket, as the suite's assertions read a test client's: its
+    status_code, headers by name (any case), content and json()."""
+
+    def __init__(self, data: bytes) -> None:
+        head, _, self.content = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        self.status_code = int(status_line.split()[1])
+        self.headers = {
+            name.lower(): value for name, value in (line.split(": ", 1) for line in header_lines)
+        }
+
+    def __getitem__(self, name: str) -> str:
+        return self.headers[name.lower()]
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def raw(port: int, request: bytes) -> RawResponse:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(request)
         data = b""
         while chunk := connection.recv(65536):
             data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in header_lines)
-    return int(status_line.split()[1]), {k.lower(): v for k, v in headers.items()}, body
+    return RawResponse(data)
 
 
 def get(path: str, *headers: str) -> bytes:
     lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", *headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def assert_problem(answer, status: int, code: str) -> None:
-    got_status, headers, body = answer
-    assert (got_status, headers["content-type"]) == (status, "application/problem+json"), body
-    problem = json.loads(body)
-    assert (problem["status"], problem["code"]) == (status, code)
-    assert problem["type"].endswith("/" + code) and problem["title"] and problem["detail"]
 
 
 def test_a_request_line_over_the_limit_is_414_problem_json(server):
@@ -114,14 +125,14 @@ def test_a_request_that_is_not_http_is_400_problem_json(server):
 
 def test_the_access_log_has_the_path_and_never_the_query(server):
     port, read_logs = server
-    status, headers, _body = raw(port, get("/api/v1/patients/?search=Lovelace&phone=2025550143"))
-    assert (status, headers["cache-control"]) == (401, "no-store")
+    answer = raw(port, get("/api/v1/patients/?search=Lovelace&phone=2025550143"))
+    assert (answer.status_code, answer["Cache-Control"]) == (401, "no-store")
     time.sleep(0.5)  # the access line is written after the response
     logs = read_logs()
     line = next(
         line for line in logs.splitlines() if '"GET /api/v1/patients/ HTTP/1.1" 401' in line
     )
-    assert headers["x-request-id"] in line
+    assert answer["X-Request-ID"] in line
     assert "Lovelace" not in logs
     assert "2025550143" not in logs
     assert "search=" not in logs
