@@ -16,6 +16,7 @@ from clinic import audit
 from clinic.models import AuditEvent, AuditOutcome, Role
 from scheduling.models import Session
 from tests.audit.conftest import seal
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import (
     PatientFactory,
     ScreeningFactory,

@@ -14,6 +14,7 @@ from django.test import override_settings
 from clinic import audit, checkpoints
 from clinic.models import AuditCheckpoint, AuditEvent
 from clinic.tasks import write_audit_checkpoints
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 
 OTHER_KEY, OTHER_PUBLIC = checkpoints.generate_key()
 

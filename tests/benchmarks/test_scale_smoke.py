@@ -13,6 +13,7 @@ from benchmarks.scale.report import READS, WRITES
 from clinic import audit
 from clinic.models import Clinic
 from scheduling.models import Session, SessionStatus
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from treatments.models import TreatmentRecord
 
 SESSIONS, CLINICS, TARGETS = 400, 2, 24

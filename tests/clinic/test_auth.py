@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from clinic.models import AuditEvent, Role
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import PASSWORD
 
 TOKEN_URL = "/api/v1/auth/token/"

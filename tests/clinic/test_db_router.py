@@ -12,6 +12,7 @@ from django.utils import timezone
 from clinic import db_router
 from clinic.models import AuditEvent
 from patients.models import Patient
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import PatientFactory
 from treatments import exports
 

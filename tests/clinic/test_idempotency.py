@@ -5,6 +5,7 @@ from django.db import connection
 
 from clinic.api.views import RoomViewSet
 from clinic.models import IdempotencyKey, Room
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 
 
 @pytest.mark.django_db

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from clinic import auth, services
 from clinic.models import AuditEvent, LoginFailureCounter, Role
 from tests.clinic import totp
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import PASSWORD
 
 TOKEN_URL = "/api/v1/auth/token/"

@@ -12,6 +12,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from knox.models import AuthToken
 
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import PatientFactory
 from tests.factories.clinic import PASSWORD
 

@@ -13,6 +13,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from clinic.models import Role, Room
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import PASSWORD
 
 PROBLEM = "application/problem+json"

@@ -28,6 +28,7 @@ from rest_framework.test import APIClient
 
 from clinic.models import AuditEvent, Role, Room
 from clinic.tasks import purge_idempotency_keys
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import PASSWORD, HandpieceFactory, RoomFactory, UserFactory
 from tests.helpers import PROBLEM, PROBLEM_MEMBERS, assert_problem
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from clinic.models import AuditEvent, Role
 from scheduling.models import Series, SessionStatus
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import SessionFactory
 from tests.factories.scheduling import ATTESTATION, starts_today
 from tests.helpers import assert_ok, assert_problem

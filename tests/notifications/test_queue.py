@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from scheduling.notifications import outbox, scans
 from scheduling.notifications.models import Notification
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.notifications.helpers import delivered, rows
 
 CLOSED_BROKER = "redis://127.0.0.1:1/0"

@@ -12,6 +12,7 @@ from scheduling import channels
 from scheduling.models import Session, SessionStatus
 from scheduling.notifications import scans
 from scheduling.notifications.models import Notification
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import ScreeningFactory, SeriesFactory
 from tests.notifications.helpers import delivered, ny, rows
 

@@ -17,6 +17,7 @@ from scheduling.channels import SMSBackend
 from scheduling.models import SessionStatus
 from scheduling.notifications import outbox, scans, sender
 from scheduling.notifications.models import Notification
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories.notifications import NotificationFactory
 from tests.notifications.helpers import delivered, ny
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from scheduling.notifications import outbox, scans
 from scheduling.notifications.models import Notification
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import PatientFactory, ScreeningFactory, SeriesFactory
 from tests.notifications.helpers import delivered
 
@@ -98,8 +99,8 @@ def statuses() -> dict[str, set[str]]:
 def test_a_worker_killed_mid_batch_of_1000_loses_none_and_repeats_none(
     clinic, work_dir, private_broker
 ):
-    patients = PatientFactory.create_batch(500, clinic=clinic)  # email and SMS each: 1,000 rows
-    with transaction.atomic():
+    with transaction.atomic():  # one commit, not one per patient
+        patients = PatientFactory.create_batch(500, clinic=clinic)  # email and SMS: 1,000 rows
         for patient in patients:
             outbox.queue(kind="lot_recall", patient=patient, subject_key="lot:kill-test")
     assert (Notification.objects.count(), private_broker.waiting()) == (1000, 1000)

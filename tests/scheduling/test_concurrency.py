@@ -14,6 +14,7 @@ from django.db import connection
 
 from clinic.models import Role
 from scheduling.models import Session
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import PatientFactory, RoomFactory, ScreeningFactory, SeriesFactory
 
 REQUESTS = 100

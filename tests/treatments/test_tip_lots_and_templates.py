@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clinic.models import AuditEvent, Role
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories.treatments import TipLotFactory
 from treatments import rules
 from treatments.models import AftercareTemplate

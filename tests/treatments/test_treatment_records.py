@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from clinic.models import AuditEvent, Role
 from scheduling.models import SeriesStatus, SessionStatus
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import HandpieceFactory, ScreeningFactory, UserFactory
 from tests.factories.scheduling import starts_today
 from tests.factories.treatments import TipLotFactory

@@ -10,6 +10,7 @@ from django.utils import timezone
 from scheduling import services as scheduling_services
 from scheduling.webhooks import outbox
 from scheduling.webhooks.models import WebhookDelivery
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import PatientFactory, ScreeningFactory, SeriesFactory
 from tests.factories.webhooks import WebhookEndpointFactory
 from tests.notifications.test_worker import kill, start_worker, wait_until
