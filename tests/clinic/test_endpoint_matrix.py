@@ -2,48 +2,22 @@
 another clinic: a new endpoint cannot be forgotten, because the first test fails until it has
 its row in ROUTES (the roles the contract grants it, and which object its `{id}` is).
 
-One world (a clinic with one of everything, and a second clinic with one user per role) serves
-every request; each request runs in a savepoint that is rolled back, so no call changes what
-the next one sees.
+One world (tests/world.py: a clinic with one of everything, and a second clinic with one user
+per role), built once for the module, serves every request; each request runs in a savepoint
+that is rolled back, so no call changes what the next one sees.
 """
 
-import hashlib
 import re
-from datetime import timedelta
-from decimal import Decimal
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.db import transaction
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from clinic.models import Role
-from scheduling import timetable_services
-from scheduling.models import SessionStatus
-from scheduling.notifications.models import InboundMessage
-from scheduling.timetable import TimeOff
-from tests.factories import (
-    HandpieceFactory,
-    PatientFactory,
-    RoomFactory,
-    ScreeningFactory,
-    SeriesFactory,
-    SessionFactory,
-)
-from tests.factories.notifications import NotificationFactory
-from tests.factories.treatments import TipLotFactory
-from tests.factories.webhooks import WebhookDeliveryFactory, WebhookEndpointFactory
 from tests.helpers import url_patterns
-from treatments.models import (
-    AftercarePlan,
-    AftercareTemplate,
-    Consent,
-    ConsentForm,
-    RecallNotice,
-    TreatmentDepth,
-    TreatmentRecord,
-)
+from tests.world import World, build_world
 
 A, F, P, U = Role.ADMIN, Role.FRONT_DESK, Role.PROVIDER, Role.AUDITOR
 EVERYONE = frozenset({A, F, P, U})
@@ -190,94 +164,16 @@ def test_every_endpoint_is_in_the_matrix():
     assert sorted(declared - resolved) == []
 
 
-@pytest.fixture
-def world(clinic, other_clinic, make_user) -> dict[str, Any]:
-    """One of everything in `clinic`, the ids by kind, and a user per role in each clinic."""
-    users = {role: make_user(role, clinic) for role in sorted(EVERYONE)}
-    strangers = {role: make_user(role, other_clinic) for role in sorted(EVERYONE)}
-    admin, front_desk, provider = users[A], users[F], users[P]
-    room = RoomFactory(clinic=clinic)
-    handpiece = HandpieceFactory(clinic=clinic)
-    patient = PatientFactory(clinic=clinic)
-    ScreeningFactory(patient=patient, screened_by=front_desk, screened_on=clinic.today())
-    series = SeriesFactory(patient=patient, created_by=front_desk)
-    session = SessionFactory(series=series, provider=provider, created_by=front_desk)
-    lot = TipLotFactory(clinic=clinic, received_by=provider)
-    starts_at = timezone.now().replace(microsecond=0) - timedelta(hours=3)
-    treated = SessionFactory(
-        series=series,
-        provider=provider,
-        starts_at=starts_at,
-        ends_at=starts_at + timedelta(hours=1),
-        status=SessionStatus.COMPLETED,
-        created_by=front_desk,
-    )
-    record = TreatmentRecord.objects.create(
-        clinic=clinic,
-        session=treated,
-        patient=patient,
-        provider=provider,
-        tip_lot=lot,
-        lot_number=lot.lot_number,
-        lot_expires_on=lot.expires_on,
-        performed_at=starts_at + timedelta(minutes=10),
-        notes="Tolerated well.",
-    )
-    TreatmentDepth.objects.create(record=record, area="cheeks", depth_mm=Decimal("1.00"))
-    template = AftercareTemplate.objects.filter(clinic=clinic).first() or (
-        AftercareTemplate.objects.create(clinic=clinic, name="Skinfuse", is_default=True)
-    )
-    AftercarePlan.objects.create(
-        clinic=clinic, session=treated, record=record, template=template, steps=template.steps
-    )
-    time_off = TimeOff.objects.create(
-        clinic=clinic,
-        provider=provider,
-        starts_at=timezone.now() + timedelta(days=40),
-        ends_at=timezone.now() + timedelta(days=40, hours=2),
-        created_by=admin,
-    )
-    notice = RecallNotice.objects.create(
-        clinic=clinic, tip_lot=lot, source="openfda", source_id="Z-0001-2026",
-        lot_number=lot.lot_number,
-    )  # fmt: skip
-    notification = NotificationFactory(patient=patient)
-    webhook = WebhookEndpointFactory(clinic=clinic, created_by=admin)
-    delivery = WebhookDeliveryFactory(endpoint=webhook, status="failed")
-    inbound = InboundMessage.objects.create(
-        clinic=clinic, patient=patient, message_id="m-1", sender=patient.phone, body="Hi",
-        action="none", received_at=timezone.now(),
-    )  # fmt: skip
-    form = ConsentForm.objects.create(
-        clinic=clinic, title="Microneedling", body="I consent.",
-        sha256=hashlib.sha256(b"I consent.").hexdigest(), created_by=admin,
-    )  # fmt: skip
-    consent = Consent.objects.create(
-        clinic=clinic, patient=patient, consent_form=form, signature_name="P. Atient",
-        signed_at=timezone.now(), witnessed_by=front_desk,
-    )  # fmt: skip
-    secret = timetable_services.rotate_calendar_feed(actor=admin, staff=provider)
-    ids = {
-        "provider": provider.id,
-        "room": room.id,
-        "handpiece": handpiece.id,
-        "patient": patient.id,
-        "series": series.id,
-        "session": session.id,
-        "treated_session": treated.id,
-        "tip_lot": lot.id,
-        "time_off": time_off.id,
-        "recall_notice": notice.id,
-        "notification": notification.id,
-        "aftercare_template": template.id,
-        "consent_form": form.id,
-        "patient_consent": (patient.id, consent.id),
-        "feed_secret": secret,
-        "webhook": webhook.id,
-        "webhook_delivery": delivery.id,
-        "inbound_message": inbound.id,
-    }
-    return {"ids": ids, "users": users, "strangers": strangers}
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker) -> Iterator[World]:
+    """The one world (tests/world.py), built once for the module in a transaction rolled back
+    after its last test; each test (and each request, see `_call`) runs in a savepoint."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        world = build_world()
+        world.ids["patient_consent"] = (world.ids["patient"], world.ids["consent"])
+        world.ids["webhook_delivery"] = world.ids["delivery"]
+        yield world
+        transaction.set_rollback(True)
 
 
 def _client(user) -> APIClient:
@@ -316,11 +212,11 @@ def _concrete(path: str, kind: str | None, ids: dict[str, Any]) -> str:
 @pytest.mark.django_db
 def test_every_role_gets_exactly_what_the_matrix_grants(world):
     wrong = []
-    clients = {role: _client(user) for role, user in world["users"].items()}
+    clients = {role: world.client(role) for role in world.users}
     for path, (kind, methods) in ROUTES.items():
         if path in PUBLIC:
             continue
-        url = _concrete(path, kind, world["ids"])
+        url = _concrete(path, kind, world.ids)
         for method, granted in methods.items():
             if path == "/api/v1/auth/logout/":
                 continue  # ends the client's token: tests/clinic/test_auth.py covers it
@@ -339,14 +235,14 @@ def test_every_role_gets_exactly_what_the_matrix_grants(world):
 def test_a_user_of_another_clinic_reaches_nothing_of_this_one(world):
     """Another clinic's staff get 404 for this clinic's ids (403 where their role has no
     access at all), and no list they can read carries any id of this clinic."""
-    ours = [str(value) for value in world["ids"].values()]
+    ours = [str(value) for value in world.ids.values()]
     wrong = []
-    for role, user in world["strangers"].items():
+    for role, user in world.strangers.items():
         client = _client(user)
         for path, (kind, methods) in ROUTES.items():
             if path in PUBLIC or path == "/api/v1/auth/logout/":
                 continue
-            url = _concrete(path, kind, world["ids"])
+            url = _concrete(path, kind, world.ids)
             for method, granted in methods.items():
                 if kind is None and method != "get":
                     continue  # creates in their own clinic: the apps' own tests cover bodies
@@ -371,7 +267,7 @@ def test_anonymous_requests_are_401_everywhere_but_the_public_endpoints(world):
         if path in PUBLIC:
             continue
         for method in methods:
-            status, code, _body = _call(anonymous, method, _concrete(path, kind, world["ids"]))
+            status, code, _body = _call(anonymous, method, _concrete(path, kind, world.ids))
             if (status, code) != (401, "not_authenticated"):
                 wrong.append((method.upper(), path, status, code))
     assert wrong == [], "\n".join(map(str, wrong))

@@ -12,7 +12,7 @@ from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 
-from tests.fuzz.world import World, build_world
+from tests.world import World, build_world
 
 ROOT = Path(__file__).resolve().parents[2]
 # The suite runs a bounded, repeatable sample; `make fuzz` (scripts/fuzz.sh) sets these higher.

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, Phase, settings
 
 from clinic.models import Role
 from tests.fuzz.conftest import fuzz_config, load_schema, record, report, run_operations
-from tests.fuzz.world import World, object_id
+from tests.fuzz.world import object_id
+from tests.world import World
 
 STATEFUL_SETTINGS = settings(
     max_examples=int(os.environ.get("FUZZ_STATEFUL_RUNS", "3")),
