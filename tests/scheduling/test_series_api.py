@@ -80,23 +80,6 @@ def test_planned_sessions_range_is_a_database_constraint_too(patient, front_desk
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("fitzpatrick_type", "status"), [(1, 422), (2, 201), (4, 201), (5, 422)])
-def test_neck_wrinkles_only_for_fitzpatrick_two_to_four(
-    front_desk, api, make_patient, fitzpatrick_type, status
-):
-    patient = make_patient(fitzpatrick_type=fitzpatrick_type)
-    response = api(front_desk).post(
-        "/api/v1/series/", new_series(patient, indication="neck_wrinkles")
-    )
-    assert response.status_code == status
-    if status == 422:
-        assert response.json()["code"] == "indication_not_allowed"
-    # The face is cleared for every type.
-    response = api(front_desk).post("/api/v1/series/", new_series(patient))
-    assert response.status_code == 201
-
-
-@pytest.mark.django_db
 def test_an_archived_patient_gets_no_series(front_desk, api, patient):
     patient.archived_at = timezone.now()
     patient.save()
