@@ -3,8 +3,6 @@
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from clinic.models import AuditEvent
 from scheduling.notifications.models import Notification
@@ -129,16 +127,3 @@ def test_read_only(api, admin, auditor, recipient, method):
 @pytest.mark.django_db
 def test_unauthenticated(api):
     assert api().get(URL).status_code == 401
-
-
-@pytest.mark.django_db
-def test_list_query_count_is_constant(api, admin, clinic):
-    client = api(admin)
-    NotificationFactory(patient=PatientFactory(clinic=clinic))
-    with CaptureQueriesContext(connection) as small:
-        assert len(client.get(URL).json()["results"]) == 1
-    for _ in range(20):
-        NotificationFactory(patient=PatientFactory(clinic=clinic), session=None)
-    with CaptureQueriesContext(connection) as large:
-        assert len(client.get(URL).json()["results"]) == 21
-    assert len(large) == len(small)
