@@ -283,7 +283,7 @@ def start_gunicorn(port: int, specs_path: str, workers: int) -> subprocess.Popen
         ],
         env=env,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # workers import the app after fork; slow on a loaded machine
     while time.monotonic() < deadline:
         try:
             conn = HTTPConnection("127.0.0.1", port, timeout=5)
@@ -293,7 +293,7 @@ def start_gunicorn(port: int, specs_path: str, workers: int) -> subprocess.Popen
         except OSError:
             time.sleep(0.2)
     process.terminate()
-    raise SystemExit("gunicorn did not answer within 60 s")
+    raise SystemExit("gunicorn did not answer within 180 s")
 
 
 def call(port: int, request: dict[str, Any]) -> tuple[float, int, int, bytes]:
