@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,15 @@ def server(tmp_path_factory):
         stdout=out,
         stderr=err,
     )
-    deadline = time.monotonic() + 30
+    # Ready when the worker answers, not when the master accepts: the worker imports the app
+    # after fork (seconds on a loaded machine), and the tests' reads time out after 10 s.
+    deadline = time.monotonic() + 120
     while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            probe = HTTPConnection("127.0.0.1", port, timeout=30)
+            probe.request("GET", "/healthz/")
+            probe.getresponse().read()
+            probe.close()
             break
         except OSError:
             assert process.poll() is None, (logs / "error.log").read_text()
