@@ -54,7 +54,7 @@ class WebhookEndpoint(models.Model):
             ),
         ]
         indexes = [
-            # emit(): the clinic's live endpoints, looked up in every evented transaction.
+            # emit(): the clinic's live endpoints, looked up at every event.
             models.Index(
                 fields=["clinic"],
                 name="scheduling_webhook_live",

@@ -69,56 +69,16 @@ def emit(
     return rows
 
 
-# The clinic's live endpoints, read once per transaction: {clinic_id: (marker, rows)}, on the
-# connection. An entry holds while its marker (an on_commit callback registered with the read)
-# is still queued: commit runs and clears the queue, a rollback (to a savepoint taken before
-# the read, or of the whole transaction) drops the marker with it, so the next transaction (or
-# what follows the rollback) reads again. Outside a transaction nothing is kept. A write of
-# endpoints (services, admin: the model's signals) forgets the clinic's entry at once.
-_CACHE_ATTRIBUTE = "_clinic_webhook_endpoints"
 _LIVE_ENDPOINTS = (
     "SELECT id, events FROM scheduling_webhookendpoint WHERE clinic_id = %s AND active"
 )
 
 
 def live_endpoints(clinic_id: UUID) -> list[tuple[UUID, list[str]]]:
-    """(id, events) of the clinic's live endpoints, as this transaction first read them."""
-    cache: dict[UUID, tuple[Any, list[tuple[UUID, list[str]]]]] | None = getattr(
-        connection, _CACHE_ATTRIBUTE, None
-    )
-    if cache is not None and clinic_id in cache:
-        marker, rows = cache[clinic_id]
-        if any(entry[1] is marker for entry in connection.run_on_commit):
-            return rows
+    """(id, events) of the clinic's live endpoints, as the transaction sees them now."""
     with connection.cursor() as cursor:
         cursor.execute(_LIVE_ENDPOINTS, [clinic_id])
-        rows = cursor.fetchall()
-    if connection.in_atomic_block:
-        if cache is None:
-            cache = {}
-            setattr(connection, _CACHE_ATTRIBUTE, cache)
-
-        def marker() -> None:
-            if cache.get(clinic_id, (None,))[0] is marker:
-                del cache[clinic_id]
-
-        cache[clinic_id] = (marker, rows)
-        transaction.on_commit(marker)
-    return rows
-
-
-def forget_endpoints(clinic_id: UUID | None = None) -> None:
-    """Read the clinic's (or every clinic's) endpoints again at the next event."""
-    cache = getattr(connection, _CACHE_ATTRIBUTE, None)
-    if cache is not None:
-        if clinic_id is None:
-            cache.clear()
-        else:
-            cache.pop(clinic_id, None)
-
-
-def forget_endpoints_of_request(**_kwargs: Any) -> None:
-    forget_endpoints()
+        return cursor.fetchall()
 
 
 def payload_text(event_type: str, timestamp: str, data: dict[str, Any]) -> str:

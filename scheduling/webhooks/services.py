@@ -67,7 +67,6 @@ def delete_endpoint(*, actor: User, endpoint: WebhookEndpoint) -> None:
     )
     if not deleted:
         raise InvalidState("The webhook is already deleted.")
-    outbox.forget_endpoints(endpoint.clinic_id)
     stopped = WebhookDelivery.objects.filter(
         endpoint_id=endpoint.pk, status=WebhookDeliveryStatus.PENDING
     ).update(status=WebhookDeliveryStatus.FAILED, last_error="endpoint deleted")
