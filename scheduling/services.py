@@ -256,16 +256,25 @@ def _book_session(
         if isinstance(exc.__cause__, DeadlockDetected):
             raise _InsertDeadlocked(exc) from exc
         raise
+    _booked(actor, session)
+    return session
+
+
+def _booked(actor: User, session: Session, **detail: str) -> None:
+    """What every booked session leaves: its audit event and its webhook."""
     audit.record(
         actor=actor,
         action="session.book",
         object_type="session",
         object_id=session.id,
         patient_id=session.patient_id,
-        detail={"series": str(series.id), "starts_at": session.starts_at.isoformat()},
+        detail={
+            "series": str(session.series_id),
+            "starts_at": session.starts_at.isoformat(),
+            **detail,
+        },
     )
     webhooks.emit_session(Event.SESSION_BOOKED, session)
-    return session
 
 
 def book_series(
@@ -316,19 +325,7 @@ def book_series(
                 _save_checked(session, force_insert=True)
             except DomainError as error:
                 raise SessionNotPlaced(planned.number, error) from error
-            audit.record(
-                actor=actor,
-                action="session.book",
-                object_type="session",
-                object_id=session.id,
-                patient_id=session.patient_id,
-                detail={
-                    "series": str(series.id),
-                    "starts_at": session.starts_at.isoformat(),
-                    "via": "series.book",
-                },
-            )
-            webhooks.emit_session(Event.SESSION_BOOKED, session)
+            _booked(actor, session, via="series.book")
             sessions.append(session)
     return sessions
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from clinic.rules import day_bounds
+
 MINUTES_PER_DAY = 24 * 60
 PLAN_GRID_MINUTES = 15
 MAX_AVAILABILITY_DAYS = 31
@@ -179,10 +181,7 @@ def local_days(first: date, last: date) -> list[date]:
 def day_grid(day: date, zone: ZoneInfo, step_minutes: int) -> Iterator[datetime]:
     """Starts every `step_minutes` of elapsed time from local midnight to the next: a 23- or
     25-hour DST day has as many starts as it has real time."""
-    start = datetime.combine(day, time.min, tzinfo=zone).astimezone(ZoneInfo("UTC"))
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone).astimezone(
-        ZoneInfo("UTC")
-    )
+    start, end = day_bounds(day, zone)
     step = timedelta(minutes=step_minutes)
     moment = start
     while moment < end:

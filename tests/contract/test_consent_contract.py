@@ -421,23 +421,7 @@ def test_another_clinics_forms_patients_and_consents_are_404(
     assert list(problem["errors"]) == ["consent_form"]
 
 
-@pytest.mark.parametrize("size", [1, 3])
-def test_the_form_list_costs_the_same_whatever_its_length(adm, django_assert_num_queries, size):
-    for n in range(size):
-        created_form(adm, title=f"Form {n}")
-    # Token, audit-free list: the user, the page, its count.
-    with django_assert_num_queries(3):
-        assert len(listed(adm, FORMS)) == size
-
-
-@pytest.mark.parametrize("size", [1, 3])
-def test_the_consent_list_costs_the_same_whatever_its_length(
-    fd, adm, patient, django_assert_num_queries, size
-):
-    for n in range(size):
-        signed(fd, patient["id"], created_form(adm, title=f"Form {n}")["id"])
-    with django_assert_num_queries(5):
-        assert len(listed(fd, consents_path(patient["id"]))) == size
+# The form and consent lists' query counts are pinned in tests/clinic/test_query_counts.py.
 
 
 # --- consent at treatment ----------------------------------------------------------------------
