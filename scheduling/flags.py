@@ -2,9 +2,10 @@
 
 Its inputs are the patient's date of birth, their latest screening, the session's time and the
 clinic's time zone. Every service that changes one refreshes the cache in its own transaction:
-booking and rescheduling set it (scheduling.services._check_booking), status changes clear it,
-and the two entry points below are called by the lower apps' hooks (SchedulingConfig.ready()).
-The notification scan's refresh_open_session_flags is only a safety net.
+booking and rescheduling set it (scheduling.services.booking._check_booking), status changes
+clear it, and the two entry points below are called by the lower apps' hooks
+(SchedulingConfig.ready()). The notification scan's refresh_open_session_flags is only a safety
+net.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from clinic.errors import InvalidState
 from clinic.models import AuditEvent, Role
 from scheduling import services
 from scheduling.models import Series, Session
+from scheduling.services import booking
 from tests.factories import PatientFactory, SeriesFactory, SessionFactory
 from tests.factories.scheduling import ATTESTATION
 
@@ -368,11 +369,11 @@ def test_a_booking_the_constraint_refuses_is_told_which_resource(
 
     services.book_session(actor=front_desk, series=series, provider=provider, starts_at=at(3))
     other = make_series(patient=make_patient())
-    real = services._check_booking
-    monkeypatch.setattr(services, "_check_booking", lambda session, series, new: None)
+    real = booking._check_booking
+    monkeypatch.setattr(booking, "_check_booking", lambda session, series, new: None)
     with pytest.raises(ProviderUnavailable):
         services.book_session(actor=front_desk, series=other, provider=provider, starts_at=at(3))
-    monkeypatch.setattr(services, "_check_booking", real)
+    monkeypatch.setattr(booking, "_check_booking", real)
     assert Session.objects.filter(series=other).count() == 0
     assert AuditEvent.objects.filter(action="session.book").count() == 1
 
