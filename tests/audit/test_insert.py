@@ -1,0 +1,75 @@
+"""Audit events are written by one plain INSERT (clinic.audit._insert), not the ORM: it writes
+every column the model has, as the ORM would have written it, in the order given."""
+
+import re
+import uuid
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from clinic import audit
+from clinic.models import AuditEvent, AuditOutcome
+
+pytestmark = pytest.mark.django_db
+
+# Filled in by PostgreSQL at commit (the chain), never by the insert.
+CHAINED = {"sequence", "previous_hash", "hash"}
+
+
+def test_the_insert_names_every_column_of_the_model_but_the_chain():
+    written = re.search(r"\(([^)]*)\) VALUES", audit._INSERT).group(1)
+    columns = [name.strip() for name in written.split(",")]
+    model = [f.column for f in AuditEvent._meta.concrete_fields if f.name not in CHAINED]
+    assert sorted(columns) == sorted(model)
+    assert audit._ROW.count("%s") == len(columns)
+
+
+def test_a_recorded_event_reads_back_as_written(admin):
+    patient_id = uuid.uuid4()
+    event = audit.record(
+        actor=admin,
+        action="patient.update",
+        object_type="patient",
+        object_id=patient_id,
+        patient_id=patient_id,
+        detail={"fields": ["phone"], "on": date(2026, 12, 3), "depth": Decimal("1.25")},
+    )
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (stored.clinic_id, stored.actor_id, stored.actor_label) == (
+        admin.clinic_id,
+        admin.id,
+        admin.username,
+    )
+    assert (stored.action, stored.object_type, stored.object_id, stored.patient_id) == (
+        "patient.update",
+        "patient",
+        str(patient_id),
+        patient_id,
+    )
+    assert stored.outcome == AuditOutcome.SUCCESS
+    assert stored.at == event.at
+    # Encoded as the model's own field encodes it (DjangoJSONEncoder).
+    assert stored.detail == {"fields": ["phone"], "on": "2026-12-03", "depth": "1.25"}
+    assert not event._state.adding
+
+
+def test_a_page_of_reads_is_one_insert_in_the_order_read(admin):
+    objects = [(uuid.uuid4(), uuid.uuid4()) for _ in range(5)]
+    with CaptureQueriesContext(connection) as captured:
+        audit.record_reads(
+            actor=admin, action="patient.read", object_type="patient", objects=objects
+        )
+    inserts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 1
+    written = AuditEvent.objects.filter(action="patient.read")
+    assert sorted(e.object_id for e in written) == sorted(str(o) for o, _ in objects)
+    assert {e.patient_id for e in written} == {p for _, p in objects}
+
+
+def test_nothing_to_record_writes_nothing(admin):
+    with CaptureQueriesContext(connection) as captured:
+        audit.record_reads(actor=admin, action="patient.read", object_type="patient", objects=[])
+    assert captured.captured_queries == []
