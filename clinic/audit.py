@@ -85,8 +85,35 @@ def record(
         actor_label=actor_label,
         detail=detail,
     )
-    _insert([event])
+    batch = _batch.get()
+    if batch is not None:
+        batch.append(event)
+    else:
+        _insert([event])
     return event
+
+
+# The events of the innermost `batched` block, None outside one.
+_batch: ContextVar[list[AuditEvent] | None] = ContextVar("audit_batch", default=None)
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Inside, `record` collects its events; they are written together, in one INSERT and in
+    the order recorded, when the block ends without an error (with an error the transaction
+    rolls back, so nothing is written). For a service that records several events in one
+    transaction: put it inside the transaction (`@transaction.atomic` above `@batched()`).
+    A block inside another adds to the outer one's events."""
+    if _batch.get() is not None:
+        yield
+        return
+    events: list[AuditEvent] = []
+    token = _batch.set(events)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    _insert(events)
 
 
 # The columns an event is written with; PostgreSQL fills in the chain's three at commit.
@@ -139,15 +166,17 @@ def record_refusal(
 
     Called by a service after its own transaction has rolled back, so the event outlives the
     refused work; under `keeping_refusals` it also outlives an outer rollback."""
-    event = record(
+    event = _event(
         actor=actor,
         action=action,
+        clinic_id=None,
         object_type=object_type,
         object_id=object_id,
         patient_id=patient_id,
         outcome=AuditOutcome.DENIED,
         detail={"code": code, **(detail or {})},
     )
+    _insert([event])  # at once, never in a batch that an error is about to drop
     kept = _kept_refusals.get()
     if kept is not None and connection.in_atomic_block:
         kept.append(event)

@@ -302,6 +302,7 @@ def record_treatment(
 
 
 @transaction.atomic
+@audit.batched()
 def _record_treatment(
     *,
     actor: User,

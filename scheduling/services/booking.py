@@ -153,7 +153,7 @@ def book_series(
     sessions are inserted in time order: two such bookings racing for overlapping slots wait
     for each other in one direction only, so they cannot deadlock.
     """
-    with transaction.atomic():
+    with transaction.atomic(), audit.batched():
         patient = lock_patient(series.patient_id)
         series = lock_series(series.pk, patient=patient)
         checks.lock_resources(provider.pk, room.pk if room else None, shared=True)

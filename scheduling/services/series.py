@@ -71,6 +71,7 @@ def create_series(
 
 
 @transaction.atomic
+@audit.batched()
 def cancel_series(*, actor: User, series: Series, reason: str = "") -> Series:
     """Cancel the series and its sessions still to come; past and finished ones stay as they are."""
     # Patient first: a booking for this series (which locks the patient too) either committed

@@ -3,15 +3,19 @@ every column the model has, as the ORM would have written it, in the order given
 
 import re
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from clinic import audit
 from clinic.models import AuditEvent, AuditOutcome
+from tests.factories import PatientFactory, ScreeningFactory, SeriesFactory, SessionFactory
+from tests.factories.scheduling import checked_in_fields, starts_today
+from treatments import services as treatment_services
 
 pytestmark = pytest.mark.django_db
 
@@ -73,3 +77,68 @@ def test_nothing_to_record_writes_nothing(admin):
     with CaptureQueriesContext(connection) as captured:
         audit.record_reads(actor=admin, action="patient.read", object_type="patient", objects=[])
     assert captured.captured_queries == []
+
+
+def inserts(captured) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+
+
+def test_a_batch_is_one_insert_at_its_end_in_the_order_recorded(admin):
+    with CaptureQueriesContext(connection) as captured:
+        with audit.batched():
+            first = audit.record(actor=admin, action="one")
+            with audit.batched():  # inner blocks add to the outer one
+                second = audit.record(actor=admin, action="two")
+            assert not AuditEvent.objects.filter(pk__in=[first.pk, second.pk]).exists()
+        assert len(inserts(captured)) == 1
+    assert inserts(captured)[0].index(str(first.pk.hex)) < inserts(captured)[0].index(
+        str(second.pk.hex)
+    )
+    assert set(AuditEvent.objects.values_list("action", flat=True)) == {"one", "two"}
+
+
+def test_a_batch_that_fails_writes_nothing(admin):
+    with pytest.raises(RuntimeError), audit.batched():
+        audit.record(actor=admin, action="lost")
+        raise RuntimeError("the service failed")
+    assert not AuditEvent.objects.filter(action="lost").exists()
+    # and the next record is written at once again
+    audit.record(actor=admin, action="after")
+    assert AuditEvent.objects.filter(action="after").exists()
+
+
+def test_a_refusal_is_written_at_once_even_inside_a_batch(admin):
+    with pytest.raises(RuntimeError), audit.batched():
+        audit.record_refusal(
+            actor=admin, action="treatment.record", code="x", object_type="session", object_id=1
+        )
+        raise RuntimeError
+    assert AuditEvent.objects.filter(action="treatment.record", outcome="denied").exists()
+
+
+def test_a_treatment_writes_its_events_in_one_insert(clinic, provider, front_desk, lot_a1):
+    patient = PatientFactory(clinic=clinic)
+    ScreeningFactory(
+        patient=patient,
+        screened_by=front_desk,
+        screened_on=timezone.localdate(timezone=clinic.zone),
+    )
+    starts_at = next(starts_today(clinic))
+    session = SessionFactory(
+        series=SeriesFactory(patient=patient, created_by=front_desk),
+        provider=provider,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=1),
+        created_by=front_desk,
+        **checked_in_fields(front_desk),
+    )
+    with CaptureQueriesContext(connection) as captured:
+        treatment_services.record_treatment(
+            actor=provider, session=session, tip_lot=lot_a1, depths=[("cheeks", Decimal("1.00"))]
+        )
+    audit_inserts = [sql for sql in inserts(captured) if "clinic_auditevent" in sql]
+    assert len(audit_inserts) == 1
+    assert set(
+        AuditEvent.objects.filter(object_id__in=[str(session.pk)]).values_list("action", flat=True)
+    ) == {"session.complete"}
+    assert AuditEvent.objects.filter(action="treatment.record").count() == 1
