@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from clinic.errors import DomainError, InvalidState
 from clinic.models import Role, Room, User
+from clinic.plain_sql import CompiledQuery
 from scheduling import rules, slots
 from scheduling.errors import (
     IndicationNotAllowed,
@@ -127,6 +129,59 @@ def placement_error(
 # --- Reads ------------------------------------------------------------------------------------
 
 
+def _working_hours(*, provider_id: UUID) -> QuerySet[Any]:
+    return WorkingInterval.objects.filter(provider_id=provider_id).values_list(
+        "weekday", "starts_minute", "ends_minute"
+    )
+
+
+def _time_off(
+    *, provider_id: UUID, room_id: UUID | None, start: datetime, end: datetime
+) -> QuerySet[Any]:
+    resources = Q(provider_id=provider_id)
+    if room_id is not None:
+        resources |= Q(room_id=room_id)
+    return (
+        TimeOff.objects.alias(span=span())
+        .filter(resources, span__overlap=(start, end))
+        .order_by()
+        .values_list("provider_id", "starts_at", "ends_at")
+    )
+
+
+def _active_sessions(
+    *,
+    provider_id: UUID,
+    room_id: UUID | None,
+    patient_id: UUID | None,
+    exclude_session_id: UUID | None,
+    start: datetime,
+    end: datetime,
+) -> QuerySet[Any]:
+    resources = Q(provider_id=provider_id)
+    if room_id is not None:
+        resources |= Q(room_id=room_id)
+    if patient_id is not None:
+        resources |= Q(patient_id=patient_id)
+    # Each arm of the OR is one of the exclusion constraints' GiST indexes (same expression,
+    # same status condition), so the read costs the same at 10,000 sessions or 1,000,000.
+    sessions = Session.objects.alias(span=span()).filter(
+        resources, status__in=ACTIVE_SESSION_STATUSES, span__overlap=(start, end)
+    )
+    if exclude_session_id is not None:
+        sessions = sessions.exclude(pk=exclude_session_id)
+    return sessions.order_by().values_list(
+        "provider_id", "room_id", "patient_id", "starts_at", "ends_at"
+    )
+
+
+# Built and compiled by the ORM once per shape (clinic.plain_sql.CompiledQuery): every booking,
+# reschedule, plan and availability request reads these three.
+_WORKING_HOURS = CompiledQuery(WorkingInterval, _working_hours)
+_TIME_OFF = CompiledQuery(TimeOff, _time_off)
+_ACTIVE_SESSIONS = CompiledQuery(Session, _active_sessions)
+
+
 def slot_context(
     *,
     zone,
@@ -140,34 +195,22 @@ def slot_context(
     """What keeps the provider (and room, patient) busy between start and end: three queries,
     whatever the range."""
     working_hours = tuple(
-        slots.WeeklyInterval(*row)
-        for row in WorkingInterval.objects.filter(provider_id=provider_id).values_list(
-            "weekday", "starts_minute", "ends_minute"
-        )
+        slots.WeeklyInterval(*row) for row in _WORKING_HOURS.rows(provider_id=provider_id)
     )
     provider: list[slots.Range] = []
     room: list[slots.Range] = []
     patient: list[slots.Range] = []
-    resources = Q(provider_id=provider_id)
-    if room_id is not None:
-        resources |= Q(room_id=room_id)
-    for provider_of, starts_at, ends_at in (
-        TimeOff.objects.alias(span=span())
-        .filter(resources, span__overlap=(start, end))
-        .values_list("provider_id", "starts_at", "ends_at")
+    for provider_of, starts_at, ends_at in _TIME_OFF.rows(
+        provider_id=provider_id, room_id=room_id, start=start, end=end
     ):
         (provider if provider_of == provider_id else room).append((starts_at, ends_at))
-    if patient_id is not None:
-        resources |= Q(patient_id=patient_id)
-    # Each arm of the OR is one of the exclusion constraints' GiST indexes (same expression,
-    # same status condition), so the read costs the same at 10,000 sessions or 1,000,000.
-    sessions = Session.objects.alias(span=span()).filter(
-        resources, status__in=ACTIVE_SESSION_STATUSES, span__overlap=(start, end)
-    )
-    if exclude_session_id is not None:
-        sessions = sessions.exclude(pk=exclude_session_id)
-    for provider_of, room_of, patient_of, starts_at, ends_at in sessions.values_list(
-        "provider_id", "room_id", "patient_id", "starts_at", "ends_at"
+    for provider_of, room_of, patient_of, starts_at, ends_at in _ACTIVE_SESSIONS.rows(
+        provider_id=provider_id,
+        room_id=room_id,
+        patient_id=patient_id,
+        exclude_session_id=exclude_session_id,
+        start=start,
+        end=end,
     ):
         if provider_of == provider_id:
             provider.append((starts_at, ends_at))

@@ -115,3 +115,42 @@ def test_an_export_reads_the_replica(replica, clinic):
     assert [rows for _chunk, rows in chunks] == [0]
     assert db_router.reads_alias(stale_ok=True) == "replica"
     assert len(read.captured_queries) >= 1
+
+
+def test_compiled_slot_reads_are_routed_at_each_call(replica):
+    """The slot reads are compiled once (clinic.plain_sql.CompiledQuery) but routed per call:
+    a read-only request's go to the replica, a booking's (inside its transaction) to the
+    primary, whichever came first."""
+    import uuid
+    from zoneinfo import ZoneInfo
+
+    from scheduling import checks
+
+    def read_slots() -> None:
+        start = timezone.now()
+        checks.slot_context(
+            zone=ZoneInfo("UTC"),
+            provider_id=uuid.uuid4(),
+            room_id=uuid.uuid4(),
+            patient_id=uuid.uuid4(),
+            start=start,
+            end=start + timedelta(hours=1),
+        )
+
+    slot_tables = ["scheduling_workinginterval", "scheduling_timeoff", "scheduling_session"]
+    token = db_router._replica_reads.set(True)
+    try:
+        with (
+            CaptureQueriesContext(connections["default"]) as primary,
+            CaptureQueriesContext(connections["replica"]) as read,
+        ):
+            read_slots()
+            with transaction.atomic():
+                read_slots()
+            read_slots()
+    finally:
+        db_router._replica_reads.reset(token)
+    assert tables(read.captured_queries) == slot_tables * 2
+    assert [
+        t for t in tables(primary.captured_queries) if t.startswith("scheduling")
+    ] == slot_tables

@@ -1,14 +1,20 @@
 """Instances from a hand-written SELECT (clinic.plain_sql) are the ORM's instances: the token
 lookup every request makes reads what `select_related("user__clinic")` reads."""
 
+import uuid
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from knox.models import AuthToken
 
 from clinic.authentication import tokens_with_key
 from clinic.models import Role, User
-from tests.factories import UserFactory
+from clinic.plain_sql import CompiledQuery
+from scheduling.models import Session
+from tests.factories import PatientFactory, SeriesFactory, SessionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -58,3 +64,86 @@ def test_the_select_names_every_column_of_the_three_models():
     for alias, model in (("t", AuthToken), ("u", User), ("c", Clinic)):
         for field in model._meta.concrete_fields:
             assert f"{alias}.{field.column}" in sql
+
+
+# --- CompiledQuery -----------------------------------------------------------------------------
+
+
+def sessions_of(*, provider_id, patient_id, start, end):
+    from django.db.models import Q
+
+    from scheduling.checks import span
+
+    who = Q(provider_id=provider_id)
+    if patient_id is not None:
+        who |= Q(patient_id=patient_id)
+    return (
+        Session.objects.alias(span=span())
+        .filter(who, span__overlap=(start, end))
+        .order_by("starts_at")
+        .values_list("id", "starts_at")
+    )
+
+
+def test_a_compiled_query_answers_as_the_orm_for_each_call_and_shape(clinic, front_desk):
+    builds = []
+
+    def counted(**values):
+        builds.append(values)
+        return sessions_of(**values)
+
+    query = CompiledQuery(Session, counted)
+    day = timezone.now().replace(microsecond=0) + timedelta(days=3)
+    first, second = (UserFactory(clinic=clinic, role=Role.PROVIDER) for _ in range(2))
+    patient = PatientFactory(clinic=clinic)
+    made = [
+        SessionFactory(
+            series=SeriesFactory(patient=PatientFactory(clinic=clinic), created_by=front_desk),
+            provider=provider,
+            starts_at=day + timedelta(hours=hour),
+            ends_at=day + timedelta(hours=hour, minutes=30),
+            created_by=front_desk,
+        )
+        for provider, hour in ((first, 0), (first, 2), (second, 1))
+    ]
+    SessionFactory(
+        series=SeriesFactory(patient=patient, created_by=front_desk),
+        provider=UserFactory(clinic=clinic, role=Role.PROVIDER),
+        starts_at=day + timedelta(hours=4),
+        ends_at=day + timedelta(hours=5),
+        created_by=front_desk,
+    )
+
+    def call(provider, patient, from_hour, to_hour):
+        return {
+            "provider_id": provider.id,
+            "patient_id": patient.id if patient else None,
+            "start": day + timedelta(hours=from_hour),
+            "end": day + timedelta(hours=to_hour),
+        }
+
+    calls = [call(first, None, 0, 3), call(second, None, 0, 3), call(first, None, 1, 3)]
+    calls.append(call(second, patient, 0, 6))
+    for values in calls:
+        assert query.rows(**values) == list(sessions_of(**values))
+    # Two shapes (patient or not), so two builds for four calls.
+    assert len(builds) == 2
+    assert [row[0] for row in query.rows(**calls[0])] == [made[0].id, made[1].id]
+
+
+def test_a_value_computed_inside_the_build_is_refused():
+    def computed(*, provider_id):
+        return sessions_of(
+            provider_id=provider_id, patient_id=None, start=timezone.now(), end=timezone.now()
+        )
+
+    with pytest.raises(ValueError, match="computed inside the build"):
+        CompiledQuery(Session, computed).rows(provider_id=uuid.uuid4())
+
+
+def test_a_value_the_query_does_not_use_is_refused():
+    def unused(*, provider_id, patient_id):
+        return Session.objects.filter(provider_id=provider_id).values_list("id")
+
+    with pytest.raises(ValueError, match="patient_id"):
+        CompiledQuery(Session, unused).rows(provider_id=uuid.uuid4(), patient_id=uuid.uuid4())
