@@ -12,8 +12,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from clinic.models import Clinic, Role, User
-from scheduling.models import SessionStatus
-from tests.factories import HandpieceFactory, PatientFactory, SeriesFactory, SessionFactory
+from scheduling.models import Session, SessionStatus
+from tests.factories import (
+    HandpieceFactory,
+    PatientFactory,
+    ScreeningFactory,
+    SeriesFactory,
+    SessionFactory,
+)
+from tests.factories.scheduling import checked_in_fields, starts_today
 from tests.factories.treatments import TipLotFactory
 from treatments.models import TipLot, TreatmentDepth, TreatmentRecord
 
@@ -119,3 +126,24 @@ def handpiece(clinic: Clinic):
 @pytest.fixture
 def other_auditor(other_clinic: Clinic, make_user) -> User:
     return make_user(Role.AUDITOR, other_clinic)
+
+
+@pytest.fixture
+def session_to_treat(clinic: Clinic, provider: User, front_desk: User) -> Session:
+    """A patient screened today, their session checked in now on the clinic's today, with
+    `provider`: ready for record_treatment."""
+    patient = PatientFactory(clinic=clinic)
+    ScreeningFactory(
+        patient=patient,
+        screened_by=front_desk,
+        screened_on=timezone.localdate(timezone=clinic.zone),
+    )
+    starts_at = next(starts_today(clinic))
+    return SessionFactory(
+        series=SeriesFactory(patient=patient, created_by=front_desk),
+        provider=provider,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=1),
+        **checked_in_fields(front_desk),
+        created_by=front_desk,
+    )

@@ -2,47 +2,28 @@
 every login (API and back office) leaves an event naming actor, action, patient, request id
 and outcome."""
 
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.test import Client
-from django.utils import timezone
 
 from clinic.models import AuditEvent, Role
 from tests.clinic import totp
 from tests.factories import (
     PASSWORD,
-    PatientFactory,
-    ScreeningFactory,
-    SeriesFactory,
-    SessionFactory,
     UserFactory,
 )
-from tests.factories.scheduling import checked_in_fields, starts_today
 from treatments import services as treatment_services
 
 
 @pytest.fixture
-def treated(clinic, provider, front_desk, lot_a1, handpiece):
+def treated(session_to_treat, provider, lot_a1, handpiece):
     """A treatment recorded through the service, with its aftercare plan."""
-    patient = PatientFactory(clinic=clinic)
-    ScreeningFactory(
-        patient=patient,
-        screened_by=front_desk,
-        screened_on=timezone.localdate(timezone=clinic.zone),
-    )
-    starts_at = next(starts_today(clinic))
-    session = SessionFactory(
-        series=SeriesFactory(patient=patient, created_by=front_desk),
-        provider=provider,
-        starts_at=starts_at,
-        ends_at=starts_at + timedelta(hours=1),
-        **checked_in_fields(front_desk),
-        created_by=front_desk,
-    )
     return treatment_services.record_treatment(
-        actor=provider, session=session, tip_lot=lot_a1, depths=[("cheeks", Decimal("1.00"))]
+        actor=provider,
+        session=session_to_treat,
+        tip_lot=lot_a1,
+        depths=[("cheeks", Decimal("1.00"))],
     )
 
 

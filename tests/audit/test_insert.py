@@ -3,18 +3,15 @@ every column the model has, as the ORM would have written it, in the order given
 
 import re
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from clinic import audit
 from clinic.models import AuditEvent, AuditOutcome
-from tests.factories import PatientFactory, ScreeningFactory, SeriesFactory, SessionFactory
-from tests.factories.scheduling import checked_in_fields, starts_today
 from treatments import services as treatment_services
 
 pytestmark = pytest.mark.django_db
@@ -116,22 +113,8 @@ def test_a_refusal_is_written_at_once_even_inside_a_batch(admin):
     assert AuditEvent.objects.filter(action="treatment.record", outcome="denied").exists()
 
 
-def test_a_treatment_writes_its_events_in_one_insert(clinic, provider, front_desk, lot_a1):
-    patient = PatientFactory(clinic=clinic)
-    ScreeningFactory(
-        patient=patient,
-        screened_by=front_desk,
-        screened_on=timezone.localdate(timezone=clinic.zone),
-    )
-    starts_at = next(starts_today(clinic))
-    session = SessionFactory(
-        series=SeriesFactory(patient=patient, created_by=front_desk),
-        provider=provider,
-        starts_at=starts_at,
-        ends_at=starts_at + timedelta(hours=1),
-        created_by=front_desk,
-        **checked_in_fields(front_desk),
-    )
+def test_a_treatment_writes_its_events_in_one_insert(session_to_treat, provider, lot_a1):
+    session = session_to_treat
     with CaptureQueriesContext(connection) as captured:
         treatment_services.record_treatment(
             actor=provider, session=session, tip_lot=lot_a1, depths=[("cheeks", Decimal("1.00"))]
