@@ -21,12 +21,11 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, connections, router, transaction
 from django.utils import timezone
 from django_guid import get_guid
@@ -86,34 +85,61 @@ def record(
         detail=detail,
     )
     batch = _batch.get()
-    if batch is not None:
-        batch.append(event)
+    if batch is not None and batch.depth == _savepoint_depth(batch.alias):
+        batch.events.append(event)
     else:
         _insert([event])
     return event
 
 
-# The events of the innermost `batched` block, None outside one.
-_batch: ContextVar[list[AuditEvent] | None] = ContextVar("audit_batch", default=None)
+@dataclass
+class _Batch:
+    alias: str
+    depth: int  # real savepoints open where the block began
+    events: list[AuditEvent] = field(default_factory=list)
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("audit_batch", default=None)
+
+
+def _savepoint_depth(alias: str) -> int:
+    # atomic(savepoint=False) blocks count None here: an error inside one dooms the whole
+    # transaction, so only real savepoints can roll back part of it.
+    return sum(1 for sid in connections[alias].savepoint_ids if sid is not None)
 
 
 @contextmanager
 def batched() -> Iterator[None]:
     """Inside, `record` collects its events; they are written together, in one INSERT and in
-    the order recorded, when the block ends without an error (with an error the transaction
-    rolls back, so nothing is written). For a service that records several events in one
-    transaction: put it inside the transaction (`@transaction.atomic` above `@batched()`).
-    A block inside another adds to the outer one's events."""
-    if _batch.get() is not None:
-        yield
+    the order recorded, when the block ends without an error (with an error they are dropped:
+    the transaction, or the savepoint around the block, rolls back).
+
+    For a service that records several events in one transaction: inside the transaction
+    (`@transaction.atomic` above `@batched()`); outside one it refuses to start. An event
+    recorded inside a savepoint opened within the block is written at once, so it rolls back
+    with its savepoint; a block inside another at the same savepoint depth adds to the outer
+    one's events. `record_reads` and refusals always write at once, so inside a block they
+    are chained before the block's own events."""
+    alias = router.db_for_write(AuditEvent)
+    if not connections[alias].in_atomic_block:
+        raise RuntimeError("audit.batched() belongs inside the transaction of its events")
+    depth = _savepoint_depth(alias)
+    outer = _batch.get()
+    if outer is not None and outer.alias == alias and outer.depth == depth:
+        start = len(outer.events)
+        try:
+            yield
+        except BaseException:
+            del outer.events[start:]  # the failed inner block's events are not the outer's
+            raise
         return
-    events: list[AuditEvent] = []
-    token = _batch.set(events)
+    batch = _Batch(alias, depth)
+    token = _batch.set(batch)
     try:
         yield
     finally:
         _batch.reset(token)
-    _insert(events)
+    _insert(batch.events)
 
 
 # The columns an event is written with; PostgreSQL fills in the chain's three at commit.
@@ -122,6 +148,7 @@ _INSERT = (
     " object_type, object_id, patient_id, request_id, outcome, detail) VALUES "
 )
 _ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_DETAIL = AuditEvent._meta.get_field("detail")
 
 
 def _insert(events: Sequence[AuditEvent]) -> None:
@@ -133,15 +160,15 @@ def _insert(events: Sequence[AuditEvent]) -> None:
     if not events:
         return
     alias = router.db_for_write(AuditEvent)
-    ops = connections[alias].ops
+    db = connections[alias]
     params: list[Any] = []
     for e in events:
         params += (
             e.id, e.clinic_id, e.at, e.actor_id, e.actor_label, e.action, e.object_type,
             e.object_id, e.patient_id, e.request_id, e.outcome,
-            ops.adapt_json_value(e.detail, DjangoJSONEncoder),
+            _DETAIL.get_db_prep_value(e.detail, db),  # as the model's field writes it
         )  # fmt: skip
-    with connections[alias].cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(_INSERT + ", ".join([_ROW] * len(events)), params)
     for e in events:
         e._state.adding, e._state.db = False, alias

@@ -21,7 +21,7 @@ from hmac import compare_digest
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import connections, router
+from django.db import connections
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
@@ -32,6 +32,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from clinic.db_router import reads_alias
 from clinic.models import Clinic, User
 from clinic.plain_sql import Columns
 
@@ -105,7 +106,7 @@ def tokens_with_key(token_key: str) -> Iterator[AuthToken]:
     and the user's clinic: what `AuthToken.objects.filter(token_key=...)
     .select_related("user__clinic")` reads, in one plain SELECT (clinic.plain_sql). Most views
     need the clinic (its zone, its today), and the join costs less than a second query."""
-    using = router.db_for_read(AuthToken)
+    using = reads_alias()
     with connections[using].cursor() as cursor:
         cursor.execute(_token_sql(), [token_key])
         rows = cursor.fetchall()

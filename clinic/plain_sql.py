@@ -17,10 +17,13 @@ from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
+from weakref import WeakKeyDictionary
 
-from django.db import connections, router
+from django.db import connections
 from django.db.models import Field, Model, QuerySet
 from psycopg.types.range import Range
+
+from clinic.db_router import reads_alias
 
 
 class Columns:
@@ -31,7 +34,10 @@ class Columns:
         self.alias = alias
         self.fields: list[Field] = list(model._meta.concrete_fields)
         self.names = [field.attname for field in self.fields]
-        self._converters: dict[str, list[tuple[int, Any, list[Callable[..., Any]]]]] = {}
+        self._pk = self.fields.index(model._meta.pk)
+        # Per connection object (each thread has its own): a converter may be bound to it.
+        self._converters: WeakKeyDictionary[Any, list[tuple[int, Any, list[Callable[..., Any]]]]]
+        self._converters = WeakKeyDictionary()
 
     @property
     def table(self) -> str:
@@ -47,8 +53,8 @@ class Columns:
     def converters(self, using: str) -> list[tuple[int, Any, list[Callable[..., Any]]]]:
         """(position, column, converters) of the columns that have any, as the ORM's compiler
         would apply them to the same column."""
-        if using not in self._converters:
-            connection = connections[using]
+        connection = connections[using]
+        if connection not in self._converters:
             found = []
             for position, field in enumerate(self.fields):
                 column = field.get_col(self.alias)
@@ -57,14 +63,14 @@ class Columns:
                 )
                 if functions:
                     found.append((position, column, functions))
-            self._converters[using] = found
-        return self._converters[using]
+            self._converters[connection] = found
+        return self._converters[connection]
 
     def instance(self, row: Sequence[Any], start: int, using: str) -> Model | None:
-        """The instance held in row[start:start + len(self)]; None if the columns are all NULL
+        """The instance held in row[start:start + len(self)]; None if its primary key is NULL
         (the far side of a LEFT JOIN that found nothing)."""
         values = list(row[start : start + len(self.fields)])
-        if values[0] is None and not any(values):
+        if values[self._pk] is None:
             return None
         connection = connections[using]
         for position, column, functions in self.converters(using):
@@ -95,24 +101,62 @@ class CompiledQuery:
     def rows(self, **values: UUID | datetime | None) -> list[tuple[Any, ...]]:
         # Routed at each call, as the ORM would route it (a request may read a replica; a
         # transaction on the primary reads there).
-        using = router.db_for_read(self._model)
+        using = reads_alias()
         shape = (using, *sorted((name, value is None) for name, value in values.items()))
         compiled = self._shapes.get(shape)
         if compiled is None:
             compiled = self._shapes[shape] = _Compiled(self._build, values, using)
         params = [part(values) for part in compiled.params]
-        with connections[using].cursor() as cursor:
+        connection = connections[using]
+        with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
-        if compiled.converters:
-            rows = list(compiled.compiler.apply_converters(rows, compiled.converters))
-        return rows
+        if not compiled.converters:
+            return rows
+        converted = []
+        for row in rows:
+            values_ = list(row)
+            for position, functions, expression in compiled.converters:
+                for convert in functions:
+                    values_[position] = convert(values_[position], expression, connection)
+            converted.append(tuple(values_))
+        return converted
+
+
+# Where a compiled parameter comes from: ("value", name) a call's value, ("const", x) the same
+# for every call, ("range", type, bounds, lower, upper) a range of two of these.
+_Source = tuple[Any, ...]
 
 
 class _Compiled:
+    """The SQL, the parameters' sources and the converters of one shape, compiled twice with
+    two different sets of stand-ins (datetimes in opposite orders): if anything but where the
+    values go differs between the two, the SQL depends on the values themselves (a date or a
+    number derived from them, a branch on how they compare) and is refused."""
+
     def __init__(
         self, build: Callable[..., QuerySet[Any]], values: dict[str, Any], using: str
     ) -> None:
+        (sql, sources, converters), (other_sql, other_sources, _) = (
+            self._compile(build, values, using, ascending) for ascending in (True, False)
+        )
+        if sql != other_sql or sources != other_sources:
+            raise ValueError(
+                "the query's SQL or constants depend on the values: pass what it needs as values"
+            )
+        missing = {name for name, value in values.items() if value is not None} - set(
+            _names(sources)
+        )
+        if missing:
+            raise ValueError(f"not among the query's parameters: {sorted(missing)}")
+        self.sql = sql
+        self.params = [_reader(source) for source in sources]
+        self.converters = converters
+
+    @staticmethod
+    def _compile(
+        build: Callable[..., QuerySet[Any]], values: dict[str, Any], using: str, ascending: bool
+    ) -> tuple[str, list[_Source], list[tuple[int, list[Callable[..., Any]], Any]]]:
         stand_ins: dict[Any, str] = {}
         given: dict[str, Any] = {}
         for position, (name, value) in enumerate(sorted(values.items())):
@@ -120,39 +164,54 @@ class _Compiled:
                 given[name] = None
                 continue
             if isinstance(value, datetime):
-                stand_in: Any = datetime(1001 + position, 1, 1, tzinfo=UTC)
+                year = 1001 + position if ascending else 2999 - position
+                stand_in: Any = datetime(year, 1, 1, tzinfo=UTC)
             elif isinstance(value, UUID):
                 stand_in = uuid4()
             else:
                 raise TypeError(f"{name}: a UUID, a datetime or None, not {type(value).__name__}")
             stand_ins[stand_in] = name
             given[name] = stand_in
-        queryset = build(**given).using(using)
-        self.compiler = queryset.query.get_compiler(using=using)
-        self.sql, raw = self.compiler.as_sql()
-        self.converters = self.compiler.get_converters([s[0] for s in self.compiler.select])
-        self.params = [self._part(param, stand_ins) for param in raw]
-        found = {name for param in raw for name in self._names(param, stand_ins)}
-        missing = {name for name, value in given.items() if value is not None} - found
-        if missing:
-            raise ValueError(f"not among the query's parameters: {sorted(missing)}")
+        compiler = build(**given).using(using).query.get_compiler(using=using)
+        sql, raw = compiler.as_sql()
+        converters = [
+            (position, functions, expression)
+            for position, (functions, expression) in compiler.get_converters(
+                [selected[0] for selected in compiler.select]
+            ).items()
+        ]
+        return sql, [_source(param, stand_ins) for param in raw], converters
 
-    @staticmethod
-    def _names(param: Any, stand_ins: dict[Any, str]) -> list[str]:
-        if isinstance(param, Range):
-            return [stand_ins[b] for b in (param.lower, param.upper) if b in stand_ins]
-        return [stand_ins[param]] if isinstance(param, Hashable) and param in stand_ins else []
 
-    @classmethod
-    def _part(cls, param: Any, stand_ins: dict[Any, str]) -> Callable[[dict[str, Any]], Any]:
-        if isinstance(param, Range):
-            lower = cls._part(param.lower, stand_ins)
-            upper = cls._part(param.upper, stand_ins)
-            bounds = param.bounds
-            return lambda values: Range(lower(values), upper(values), bounds)
-        if isinstance(param, Hashable) and param in stand_ins:
-            name = stand_ins[param]
-            return lambda values: values[name]
-        if isinstance(param, UUID | datetime):
-            raise ValueError(f"a value computed inside the build would be fixed: {param!r}")
-        return lambda _values: param
+def _source(param: Any, stand_ins: dict[Any, str]) -> _Source:
+    if isinstance(param, Range):
+        lower, upper = _source(param.lower, stand_ins), _source(param.upper, stand_ins)
+        return ("range", type(param), param.bounds, lower, upper)
+    if isinstance(param, Hashable) and param in stand_ins:
+        return ("value", stand_ins[param])
+    if isinstance(param, UUID | datetime):
+        raise ValueError(f"a value computed inside the build would be fixed: {param!r}")
+    return ("const", param)
+
+
+def _names(sources: list[_Source]) -> list[str]:
+    names = []
+    for source in sources:
+        if source[0] == "value":
+            names.append(source[1])
+        elif source[0] == "range":
+            names += _names([source[3], source[4]])
+    return names
+
+
+def _reader(source: _Source) -> Callable[[dict[str, Any]], Any]:
+    kind = source[0]
+    if kind == "value":
+        name = source[1]
+        return lambda values: values[name]
+    if kind == "range":
+        range_type, bounds = source[1], source[2]
+        lower, upper = _reader(source[3]), _reader(source[4])
+        return lambda values: range_type(lower(values), upper(values), bounds)
+    constant = source[1]
+    return lambda _values: constant

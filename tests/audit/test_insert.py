@@ -7,11 +7,12 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from clinic import audit
 from clinic.models import AuditEvent, AuditOutcome
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from treatments import services as treatment_services
 
 pytestmark = pytest.mark.django_db
@@ -63,8 +64,9 @@ def test_a_page_of_reads_is_one_insert_in_the_order_read(admin):
         audit.record_reads(
             actor=admin, action="patient.read", object_type="patient", objects=objects
         )
-    inserts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
-    assert len(inserts) == 1
+    (insert,) = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+    positions = [insert.index(str(object_id)) for object_id, _ in objects]
+    assert positions == sorted(positions)  # rows in the order read: the chain's order
     written = AuditEvent.objects.filter(action="patient.read")
     assert sorted(e.object_id for e in written) == sorted(str(o) for o, _ in objects)
     assert {e.patient_id for e in written} == {p for _, p in objects}
@@ -119,9 +121,38 @@ def test_a_treatment_writes_its_events_in_one_insert(session_to_treat, provider,
         treatment_services.record_treatment(
             actor=provider, session=session, tip_lot=lot_a1, depths=[("cheeks", Decimal("1.00"))]
         )
-    audit_inserts = [sql for sql in inserts(captured) if "clinic_auditevent" in sql]
-    assert len(audit_inserts) == 1
+    (audit_insert,) = [sql for sql in inserts(captured) if "clinic_auditevent" in sql]
+    # In the order the service recorded them: the session completes, then the record.
+    assert audit_insert.index("'session.complete'") < audit_insert.index("'treatment.record'")
     assert set(
         AuditEvent.objects.filter(object_id__in=[str(session.pk)]).values_list("action", flat=True)
     ) == {"session.complete"}
     assert AuditEvent.objects.filter(action="treatment.record").count() == 1
+
+
+def test_an_event_inside_a_rolled_back_savepoint_is_not_written(admin):
+    with audit.batched():
+        audit.record(actor=admin, action="kept")
+        try:
+            with transaction.atomic():
+                audit.record(actor=admin, action="undone")
+                raise RuntimeError("the savepoint rolls back")
+        except RuntimeError:
+            pass
+        audit.record(actor=admin, action="kept too")
+    assert set(AuditEvent.objects.values_list("action", flat=True)) == {"kept", "kept too"}
+
+
+def test_a_failed_inner_block_drops_only_its_own_events(admin):
+    with audit.batched():
+        audit.record(actor=admin, action="outer")
+        with pytest.raises(RuntimeError), audit.batched():
+            audit.record(actor=admin, action="inner")
+            raise RuntimeError
+    assert list(AuditEvent.objects.values_list("action", flat=True)) == ["outer"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_outside_a_transaction_is_refused(admin):
+    with pytest.raises(RuntimeError, match="inside the transaction"), audit.batched():
+        pass

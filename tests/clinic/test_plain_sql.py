@@ -126,9 +126,11 @@ def test_a_compiled_query_answers_as_the_orm_for_each_call_and_shape(clinic, fro
     calls.append(call(second, patient, 0, 6))
     for values in calls:
         assert query.rows(**values) == list(sessions_of(**values))
-    # Two shapes (patient or not), so two builds for four calls.
-    assert len(builds) == 2
+    # Two shapes (patient or not), each compiled twice (the check of _Compiled): four builds
+    # for the four calls, and none for any later call.
+    assert len(builds) == 4
     assert [row[0] for row in query.rows(**calls[0])] == [made[0].id, made[1].id]
+    assert len(builds) == 4
 
 
 def test_a_value_computed_inside_the_build_is_refused():
@@ -147,3 +149,59 @@ def test_a_value_the_query_does_not_use_is_refused():
 
     with pytest.raises(ValueError, match="patient_id"):
         CompiledQuery(Session, unused).rows(provider_id=uuid.uuid4(), patient_id=uuid.uuid4())
+
+
+def test_a_value_derived_inside_the_build_is_refused():
+    def derived(*, provider_id, start):
+        # A date made from a value would be the first call's date for every later call.
+        return Session.objects.filter(
+            provider_id=provider_id, starts_at__gte=start + timedelta(hours=1)
+        ).values_list("id")
+
+    with pytest.raises(ValueError, match="computed inside the build"):
+        CompiledQuery(Session, derived).rows(provider_id=uuid.uuid4(), start=timezone.now())
+
+    def by_day(*, provider_id, start):
+        return Session.objects.filter(provider_id=provider_id, clinic__name=str(start.year))
+
+    with pytest.raises(ValueError, match="depend on the values"):
+        CompiledQuery(Session, lambda **v: by_day(**v).values_list("id")).rows(
+            provider_id=uuid.uuid4(), start=timezone.now()
+        )
+
+
+def test_a_branch_on_how_values_compare_is_refused():
+    def branching(*, start, end):
+        sessions = Session.objects.filter(starts_at__gte=start)
+        if start < end:
+            sessions = sessions.filter(ends_at__lte=end)
+        else:
+            sessions = sessions.filter(ends_at__gte=end)
+        return sessions.values_list("id")
+
+    now = timezone.now()
+    with pytest.raises(ValueError, match="depend on the values"):
+        CompiledQuery(Session, branching).rows(start=now, end=now + timedelta(hours=1))
+
+
+def test_columns_with_converters_come_back_as_the_orm_reads_them(admin):
+    from clinic import audit
+    from clinic.models import AuditEvent
+    from clinic.plain_sql import Columns
+
+    event = audit.record(actor=admin, action="x", detail={"a": [1, 2], "b": "c"})
+    columns = Columns(AuditEvent, "e")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns.select} FROM {columns.table} WHERE e.id = %s", [event.pk])
+        (row,) = cursor.fetchall()
+    assert values(columns.instance(row, 0, "default")) == values(
+        AuditEvent.objects.get(pk=event.pk)
+    )
+
+    compiled = CompiledQuery(
+        AuditEvent, lambda *, pk: AuditEvent.objects.filter(pk=pk).values_list("id", "detail")
+    )
+    assert compiled.rows(pk=event.pk) == list(
+        AuditEvent.objects.filter(pk=event.pk).values_list("id", "detail")
+    )
+    assert compiled.rows(pk=event.pk)[0][1] == {"a": [1, 2], "b": "c"}
