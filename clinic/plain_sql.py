@@ -21,6 +21,7 @@ from weakref import WeakKeyDictionary
 
 from django.db import connections
 from django.db.models import Field, Model, QuerySet
+from django.db.models.query import get_related_populators
 from psycopg.types.range import Range
 
 from clinic.db_router import reads_alias
@@ -80,25 +81,44 @@ class Columns:
 
 
 class CompiledQuery:
-    """A values_list() query the ORM builds and compiles once per shape, then run as its SQL
-    with each call's values.
+    """A query the ORM builds and compiles once per shape, then run as its SQL with each
+    call's values: `rows()` for a values_list(), `objects()` for model instances.
 
-    `build(**values)` returns the queryset (of `model`, which routes it). Each value is a UUID,
+    `build(**values)` returns the queryset, read where the router reads. Each value is a UUID,
     a datetime or None; which of them are None is the shape (the build may branch on it), so a
     query is compiled once per shape and database. The build is given a unique stand-in for
     each value and the compiled parameters are mapped back to them, also inside ranges
     (`span__overlap=(start, end)`); a UUID or datetime parameter that is not one of the
     stand-ins (computed inside the build) is refused when the query is compiled, so no call's
-    value is ever baked into the SQL. Rows come back as values_list() gives them, through the
-    same converters.
+    value is ever baked into the SQL. Rows and instances come back as the ORM makes them,
+    through the same converters.
     """
 
-    def __init__(self, model: type[Model], build: Callable[..., QuerySet[Any]]) -> None:
-        self._model = model
+    def __init__(self, build: Callable[..., QuerySet[Any]]) -> None:
         self._build = build
         self._shapes: dict[tuple[Any, ...], _Compiled] = {}
 
     def rows(self, **values: UUID | datetime | None) -> list[tuple[Any, ...]]:
+        return self._rows(self._compiled(values), values)
+
+    def objects(self, **values: UUID | datetime | None) -> list[Model]:
+        """For a queryset of model instances (select_related and annotations included): the
+        instances, made as Django's ModelIterable makes them from the same row."""
+        compiled = self._compiled(values)
+        plan = compiled.instances
+        if plan is None:
+            raise TypeError("objects() is for a queryset of model instances; use rows()")
+        found = []
+        for row in self._rows(compiled, values):
+            obj = plan.model.from_db(compiled.using, plan.names, row[plan.start : plan.end])
+            for populator in plan.related:
+                populator.populate(row, obj)
+            for name, position in plan.annotations.items():
+                setattr(obj, name, row[position])
+            found.append(obj)
+        return found
+
+    def _compiled(self, values: dict[str, Any]) -> _Compiled:
         # Routed at each call, as the ORM would route it (a request may read a replica; a
         # transaction on the primary reads there).
         using = reads_alias()
@@ -106,6 +126,11 @@ class CompiledQuery:
         compiled = self._shapes.get(shape)
         if compiled is None:
             compiled = self._shapes[shape] = _Compiled(self._build, values, using)
+        return compiled
+
+    @staticmethod
+    def _rows(compiled: _Compiled, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        using = compiled.using
         params = [part(values) for part in compiled.params]
         connection = connections[using]
         with connection.cursor() as cursor:
@@ -137,7 +162,7 @@ class _Compiled:
     def __init__(
         self, build: Callable[..., QuerySet[Any]], values: dict[str, Any], using: str
     ) -> None:
-        (sql, sources, converters), (other_sql, other_sources, _) = (
+        (sql, sources, compiler), (other_sql, other_sources, _) = (
             self._compile(build, values, using, ascending) for ascending in (True, False)
         )
         if sql != other_sql or sources != other_sources:
@@ -149,14 +174,21 @@ class _Compiled:
         )
         if missing:
             raise ValueError(f"not among the query's parameters: {sorted(missing)}")
+        self.using = using
         self.sql = sql
         self.params = [_reader(source) for source in sources]
-        self.converters = converters
+        self.converters = [
+            (position, functions, expression)
+            for position, (functions, expression) in compiler.get_converters(
+                [selected[0] for selected in compiler.select]
+            ).items()
+        ]
+        self.instances = _Instances(compiler, using) if compiler.klass_info else None
 
     @staticmethod
     def _compile(
         build: Callable[..., QuerySet[Any]], values: dict[str, Any], using: str, ascending: bool
-    ) -> tuple[str, list[_Source], list[tuple[int, list[Callable[..., Any]], Any]]]:
+    ) -> tuple[str, list[_Source], Any]:
         stand_ins: dict[Any, str] = {}
         given: dict[str, Any] = {}
         for position, (name, value) in enumerate(sorted(values.items())):
@@ -174,13 +206,23 @@ class _Compiled:
             given[name] = stand_in
         compiler = build(**given).using(using).query.get_compiler(using=using)
         sql, raw = compiler.as_sql()
-        converters = [
-            (position, functions, expression)
-            for position, (functions, expression) in compiler.get_converters(
-                [selected[0] for selected in compiler.select]
-            ).items()
-        ]
-        return sql, [_source(param, stand_ins) for param in raw], converters
+        return sql, [_source(param, stand_ins) for param in raw], compiler
+
+
+class _Instances:
+    """Where a row's model, related models (select_related) and annotations are, as Django's
+    ModelIterable reads them from the compiler (the compiler itself is not kept: it holds the
+    connection of the thread that compiled it)."""
+
+    def __init__(self, compiler: Any, using: str) -> None:
+        klass_info, select = compiler.klass_info, compiler.select
+        self.model = klass_info["model"]
+        fields = klass_info["select_fields"]
+        self.start, self.end = fields[0], fields[-1] + 1
+        self.names = [column[0].target.attname for column in select[self.start : self.end]]
+        # (django-stubs describe a later Django, whose signature adds fetch_mode)
+        self.related = get_related_populators(klass_info, select, using)  # type: ignore[call-arg]
+        self.annotations = dict(compiler.annotation_col_map)
 
 
 def _source(param: Any, stand_ins: dict[Any, str]) -> _Source:

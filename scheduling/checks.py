@@ -177,9 +177,9 @@ def _active_sessions(
 
 # Built and compiled by the ORM once per shape (clinic.plain_sql.CompiledQuery): every booking,
 # reschedule, plan and availability request reads these three.
-_WORKING_HOURS = CompiledQuery(WorkingInterval, _working_hours)
-_TIME_OFF = CompiledQuery(TimeOff, _time_off)
-_ACTIVE_SESSIONS = CompiledQuery(Session, _active_sessions)
+_WORKING_HOURS = CompiledQuery(_working_hours)
+_TIME_OFF = CompiledQuery(_time_off)
+_ACTIVE_SESSIONS = CompiledQuery(_active_sessions)
 
 
 def slot_context(

@@ -6,11 +6,14 @@ the view's queryset to the user's clinic, so another clinic's object is simply n
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
+from django.http import Http404
 from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +23,7 @@ from clinic import audit
 from clinic.api import idempotency
 from clinic.api.permissions import ADMIN, ALL_ROLES
 from clinic.models import AuditOutcome
+from clinic.plain_sql import CompiledQuery
 
 
 class ClinicAPIView(APIView):
@@ -80,8 +84,17 @@ class ClinicScopedViewSet(ClinicAPIView, viewsets.GenericViewSet):
 
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
+    @classmethod
+    def scoped_queryset(cls, clinic_id: uuid.UUID) -> QuerySet[Any]:
+        """The view's queryset in one clinic: where every read of the view starts. A function
+        of the clinic alone (it never looks at the request), so a view may compile it once
+        (`PatientDataViewSet.compiled_retrieve`); views add their annotations here."""
+        if cls.queryset is None:
+            raise ImproperlyConfigured(f"{cls.__name__} has no queryset")
+        return cls.queryset.all().filter(clinic_id=clinic_id)
+
     def get_queryset(self) -> QuerySet[Any]:
-        return super().get_queryset().filter(clinic_id=self.request.user.clinic_id)
+        return self.scoped_queryset(self.request.user.clinic_id)
 
 
 class PatientDataViewSet(ClinicScopedViewSet):
@@ -91,6 +104,34 @@ class PatientDataViewSet(ClinicScopedViewSet):
     Subclasses set `audit_object_type`; the object's patient is `obj.patient_id` unless
     `audited_patient_id` says otherwise. Mix in ListModelMixin/RetrieveModelMixin's routes by
     naming `list`/`retrieve` in the router as usual."""
+
+    # Retrieve with the view's detail query compiled once (clinic.plain_sql.CompiledQuery)
+    # instead of built per request: for views whose reads are `scoped_queryset` alone (no
+    # get_queryset of their own), looked up by primary key.
+    compiled_retrieve = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.compiled_retrieve and (
+            cls.get_queryset is not ClinicScopedViewSet.get_queryset or cls.lookup_field != "pk"
+        ):
+            raise TypeError(
+                f"{cls.__name__}: compiled_retrieve needs reads that are scoped_queryset alone"
+                " and a primary-key lookup"
+            )
+
+    def get_object(self) -> Any:
+        if not self.compiled_retrieve or self.action != "retrieve":
+            return super().get_object()
+        try:
+            pk = uuid.UUID(str(self.kwargs[self.lookup_url_kwarg or self.lookup_field]))
+        except ValueError:
+            raise Http404 from None
+        found = _retrieve_query(type(self)).objects(clinic_id=self.request.user.clinic_id, pk=pk)
+        if not found:
+            raise Http404
+        self.check_object_permissions(self.request, found[0])
+        return found[0]
 
     def audited_patient_id(self, obj: Any) -> uuid.UUID | None:
         return obj.patient_id
@@ -120,6 +161,11 @@ class PatientDataViewSet(ClinicScopedViewSet):
     def _respond(self, obj: Any, status: int = 200) -> Response:
         """A written object as the list shows it (with its computed fields), re-read once."""
         return Response(self.get_serializer(self.get_queryset().get(pk=obj.pk)).data, status)
+
+
+@functools.cache
+def _retrieve_query(view: type[ClinicScopedViewSet]) -> CompiledQuery:
+    return CompiledQuery(lambda *, clinic_id, pk: view.scoped_queryset(clinic_id).filter(pk=pk))
 
 
 class ClinicRelatedField(serializers.PrimaryKeyRelatedField):

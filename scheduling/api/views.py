@@ -66,9 +66,11 @@ class SeriesViewSet(PatientDataViewSet):
     read_roles = ALL_ROLES
     write_roles = CLINICAL_STAFF
     audit_object_type = "series"
+    compiled_retrieve = True
 
-    def get_queryset(self):
-        return selectors.series_with_progress(super().get_queryset())
+    @classmethod
+    def scoped_queryset(cls, clinic_id):
+        return selectors.series_with_progress(super().scoped_queryset(clinic_id))
 
     @extend_schema(responses={201: SeriesSerializer})
     def create(self, request: Request) -> Response:
@@ -99,8 +101,11 @@ class SessionViewSet(PatientDataViewSet):
     write_roles = CLINICAL_STAFF
     audit_object_type = "session"
 
-    def get_queryset(self):
-        return selectors.sessions_with_number(super().get_queryset())
+    compiled_retrieve = True
+
+    @classmethod
+    def scoped_queryset(cls, clinic_id):
+        return selectors.sessions_with_number(super().scoped_queryset(clinic_id))
 
     @extend_schema(request=BookingSerializer, responses={201: SessionSerializer})
     def create(self, request: Request) -> Response:

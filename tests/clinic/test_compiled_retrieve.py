@@ -1,0 +1,104 @@
+"""Series and session detail read through a query compiled once per view
+(`PatientDataViewSet.compiled_retrieve`, clinic.plain_sql.CompiledQuery): the same answer as
+the ORM's per-request query, scoped to the user's clinic the same way."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from clinic.api.base import PatientDataViewSet
+from clinic.models import Role
+from scheduling.api.views import SeriesViewSet, SessionViewSet
+from scheduling.models import Series
+from tests.factories import SeriesFactory, SessionFactory
+from tests.helpers import assert_problem
+
+pytestmark = pytest.mark.django_db
+
+VIEWS = [
+    (SeriesViewSet, "/api/v1/series/{}/", "series"),
+    (SessionViewSet, "/api/v1/sessions/{}/", "session"),
+]
+
+
+@pytest.fixture
+def sessions(clinic, front_desk):
+    """Two sessions of one series (numbers 1 and 2), the first completed."""
+    series = SeriesFactory(patient__clinic=clinic, created_by=front_desk)
+    first = SessionFactory(series=series, status="completed")
+    second = SessionFactory(
+        series=series,
+        provider=first.provider,
+        starts_at=first.starts_at + timedelta(days=30),
+        ends_at=first.starts_at + timedelta(days=30, hours=1),
+    )
+    return first, second
+
+
+def subject(kind: str, sessions):
+    return sessions[0].series if kind == "series" else sessions[1]
+
+
+@pytest.mark.parametrize(("view", "path", "kind"), VIEWS)
+def test_the_compiled_answer_is_the_orms(view, path, kind, api, front_desk, sessions, monkeypatch):
+    client = api(front_desk)
+    url = path.format(subject(kind, sessions).pk)
+    compiled = client.get(url)
+    assert compiled.status_code == 200, compiled.content
+    monkeypatch.setattr(view, "compiled_retrieve", False)
+    built = client.get(url)
+    assert built.status_code == 200
+    assert compiled.json() == built.json()
+    if kind == "session":
+        assert compiled.json()["number"] == 2
+    else:
+        assert compiled.json()["sessions_completed"] == 1
+
+
+@pytest.mark.parametrize(("view", "path", "kind"), VIEWS)
+def test_another_clinics_object_is_not_found(
+    view, path, kind, api, make_user, other_clinic, sessions
+):
+    theirs = api(make_user(Role.FRONT_DESK, other_clinic))
+    assert_problem(theirs.get(path.format(subject(kind, sessions).pk)), 404, "not_found")
+
+
+@pytest.mark.parametrize(("view", "path", "kind"), VIEWS)
+def test_a_malformed_or_unknown_id_is_not_found(view, path, kind, api, front_desk):
+    client = api(front_desk)
+    assert_problem(client.get(path.format("-" * 36)), 404, "not_found")
+    assert_problem(
+        client.get(path.format("0" * 8 + "-0000-0000-0000-" + "0" * 12)), 404, "not_found"
+    )
+
+
+def test_a_retrieve_builds_no_query_once_compiled(api, front_desk, sessions, monkeypatch):
+    client = api(front_desk)
+    url = f"/api/v1/series/{sessions[0].series_id}/"
+    assert client.get(url).status_code == 200  # compiled here at the latest
+    built = []
+    scoped = SeriesViewSet.scoped_queryset.__func__
+
+    def counted(cls, clinic_id):
+        built.append(clinic_id)
+        return scoped(cls, clinic_id)
+
+    monkeypatch.setattr(SeriesViewSet, "scoped_queryset", classmethod(counted))
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    assert built == []
+    reads = [q["sql"] for q in captured.captured_queries if "scheduling_series" in q["sql"]]
+    assert len(reads) == 1
+
+
+def test_a_view_with_its_own_get_queryset_cannot_compile_its_retrieve():
+    with pytest.raises(TypeError, match="compiled_retrieve"):
+
+        class Careless(PatientDataViewSet):
+            queryset = Series.objects.all()
+            compiled_retrieve = True
+
+            def get_queryset(self):
+                return super().get_queryset().filter(status="active")
