@@ -8,6 +8,7 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 
+from clinic.plain_sql import CompiledQuery
 from patients import rules
 from patients.models import Patient, Screening
 
@@ -32,8 +33,34 @@ def search_patients(patients: QuerySet[Patient], text: str) -> QuerySet[Patient]
     return patients
 
 
+# Read by every eligibility answer, booking and treatment: compiled once (clinic.plain_sql).
+_LATEST_SCREENING = CompiledQuery(
+    lambda *, patient_id: Screening.objects.filter(patient_id=patient_id).order_by(
+        "-screened_at", "-id"
+    )[:1]
+)
+
+
 def latest_screening(patient_id: UUID) -> Screening | None:
-    return Screening.objects.filter(patient_id=patient_id).order_by("-screened_at", "-id").first()
+    found = _LATEST_SCREENING.objects(patient_id=patient_id)
+    return found[0] if found else None  # type: ignore[return-value]
+
+
+# A patient of one clinic by id: compiled once (clinic.plain_sql).
+_PATIENT_OF_CLINIC = CompiledQuery(
+    lambda *, clinic_id, pk: Patient.objects.filter(clinic_id=clinic_id, pk=pk)
+)
+
+
+def patient_of_clinic(clinic_id: UUID, pk: str | UUID) -> Patient | None:
+    """The clinic's patient with this id; None for another clinic's, a missing one or an id
+    that is not a UUID."""
+    try:
+        pk = pk if isinstance(pk, UUID) else UUID(str(pk))
+    except ValueError:
+        return None
+    found = _PATIENT_OF_CLINIC.objects(clinic_id=clinic_id, pk=pk)
+    return found[0] if found else None  # type: ignore[return-value]
 
 
 def screening_facts(screening: Screening | None) -> rules.ScreeningFacts | None:

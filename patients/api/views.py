@@ -1,6 +1,6 @@
 from uuid import UUID
 
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import action
@@ -92,9 +92,10 @@ class ScreeningViewSet(ClinicScopedViewSet):
     audit_object_type = "screening"
 
     def _patient(self, pk: str) -> Patient:
-        return get_object_or_404(
-            Patient.objects.filter(clinic_id=self.request.user.clinic_id), pk=pk
-        )
+        patient = selectors.patient_of_clinic(self.request.user.clinic_id, pk)
+        if patient is None:
+            raise Http404
+        return patient
 
     @extend_schema(responses={200: ScreeningSerializer(many=True)})
     def list(self, request: Request, pk: str) -> Response:
