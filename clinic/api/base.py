@@ -188,7 +188,34 @@ class ClinicRelatedField(serializers.PrimaryKeyRelatedField):
 
     def to_internal_value(self, data: Any) -> Any:
         try:
-            uuid.UUID(str(data))
+            pk = uuid.UUID(str(data))
         except ValueError:
             self.fail("does_not_exist", pk_value=data)
-        return super().to_internal_value(data)
+        request = self.context.get("request")
+        if request is None or not request.user.is_authenticated:
+            self.fail("does_not_exist", pk_value=data)
+        # What get_queryset().get(pk=...) reads, by a query compiled once per declared field
+        # (its queryset is a constant of the serializer class that declares it).
+        key = self._declared_at()
+        query = _related_queries.get(key)
+        if query is None:
+            declared = self.queryset
+            query = _related_queries[key] = CompiledQuery(
+                lambda *, clinic_id, pk: declared.all().filter(clinic_id=clinic_id, pk=pk)
+            )
+        found = query.objects(clinic_id=request.user.clinic_id, pk=pk)
+        if not found:
+            self.fail("does_not_exist", pk_value=data)
+        return found[0]
+
+    def _declared_at(self) -> tuple[Any, ...]:
+        """The root serializer's class and the field names down to this field."""
+        names: list[str] = []
+        field: Any = self
+        while field.parent is not None:
+            names.append(field.field_name)
+            field = field.parent
+        return (type(field), self.queryset.model, *reversed(names))
+
+
+_related_queries: dict[tuple[Any, ...], CompiledQuery] = {}

@@ -1,12 +1,14 @@
-"""Series and session detail read through a query compiled once per view
-(`PatientDataViewSet.compiled_retrieve`, clinic.plain_sql.CompiledQuery): the same answer as
-the ORM's per-request query, scoped to the user's clinic the same way."""
+"""Reads compiled once (clinic.plain_sql.CompiledQuery) where the API builds the same query on
+every request: series and session detail (`PatientDataViewSet.compiled_retrieve`) and ids in a
+body (`ClinicRelatedField`). The same answers as the ORM's per-request queries, scoped to the
+user's clinic the same way."""
 
 from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.exceptions import ValidationError
 
 from clinic.api.base import PatientDataViewSet
 from clinic.models import Role
@@ -102,3 +104,56 @@ def test_a_view_with_its_own_get_queryset_cannot_compile_its_retrieve():
 
             def get_queryset(self):
                 return super().get_queryset().filter(status="active")
+
+
+# --- ids in a body (ClinicRelatedField), by a query compiled once per declared field ----------
+
+
+def booking_body(series, provider) -> dict:
+    return {"series": str(series.pk), "provider": str(provider.pk)}
+
+
+def test_a_body_id_of_another_clinic_is_refused_like_a_missing_one(
+    api, front_desk, make_user, other_clinic, sessions
+):
+    from scheduling.api.serializers import BookingSerializer
+
+    series, provider = sessions[0].series, sessions[0].provider
+    mine = BookingSerializer(context={"request": _request(front_desk)})
+    assert mine.fields["series"].to_internal_value(str(series.pk)) == series
+    assert mine.fields["provider"].to_internal_value(str(provider.pk)) == provider
+
+    theirs = BookingSerializer(
+        context={"request": _request(make_user(Role.FRONT_DESK, other_clinic))}
+    )
+    for name, obj in (("series", series), ("provider", provider)):
+        with pytest.raises(ValidationError, match="No such object in your clinic"):
+            theirs.fields[name].to_internal_value(str(obj.pk))
+    nobody = BookingSerializer(context={})
+    with pytest.raises(ValidationError, match="No such object in your clinic"):
+        nobody.fields["series"].to_internal_value(str(series.pk))
+
+
+def test_each_declared_field_has_its_own_query(front_desk, sessions):
+    from scheduling.api.serializers import BookingSerializer, RescheduleSerializer
+
+    request = _request(front_desk)
+    booking = BookingSerializer(context={"request": request}).fields
+    reschedule = RescheduleSerializer(context={"request": request}).fields
+    keys = {
+        booking["series"]._declared_at(),
+        booking["provider"]._declared_at(),
+        reschedule["provider"]._declared_at(),
+    }
+    assert len(keys) == 3
+    # A provider's id is not a series' id, whichever was compiled first.
+    provider = sessions[0].provider
+    assert reschedule["provider"].to_internal_value(str(provider.pk)) == provider
+    with pytest.raises(ValidationError):
+        booking["series"].to_internal_value(str(provider.pk))
+
+
+def _request(user):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(user=user)
