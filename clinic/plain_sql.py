@@ -7,8 +7,10 @@ exactly as the ORM would make them: the same columns, the same converters (`from
 the backend's), `Model.from_db`, so the instances are saved, refreshed and compared like any
 other. Anything but a constant-shaped lookup on the hot path goes through the ORM.
 
-`CompiledQuery` is the same idea for a values_list() query the ORM writes: built and compiled
-once per shape, then run as its SQL (booking's and availability's slot reads).
+`CompiledQuery` is the same idea for a query the ORM writes: built and compiled once per shape,
+then run as its SQL. It serves the reads the API makes on almost every request with the same
+shape: the slot reads of booking and availability, series and session detail, a body's ids
+(ClinicRelatedField), a patient's latest screening.
 """
 
 from __future__ import annotations
@@ -204,7 +206,20 @@ class _Compiled:
                 raise TypeError(f"{name}: a UUID, a datetime or None, not {type(value).__name__}")
             stand_ins[stand_in] = name
             given[name] = stand_in
-        compiler = build(**given).using(using).query.get_compiler(using=using)
+        queryset = build(**given)
+        # What the compiled SQL alone cannot carry: the ORM's own routing or a second query.
+        private: Any = queryset  # the QuerySet attributes the ORM keeps to itself
+        if (
+            private._db is not None
+            or queryset.query.select_for_update
+            or private._prefetch_related_lookups
+            or private._known_related_objects
+        ):
+            raise ValueError(
+                "a compiled query is a plain read: no using(), select_for_update(),"
+                " prefetch_related() or related manager"
+            )
+        compiler = queryset.using(using).query.get_compiler(using=using)
         sql, raw = compiler.as_sql()
         return sql, [_source(param, stand_ins) for param in raw], compiler
 

@@ -10,6 +10,7 @@ import functools
 import uuid
 from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
@@ -113,7 +114,9 @@ class PatientDataViewSet(ClinicScopedViewSet):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.compiled_retrieve and (
-            cls.get_queryset is not ClinicScopedViewSet.get_queryset or cls.lookup_field != "pk"
+            cls.get_queryset is not ClinicScopedViewSet.get_queryset
+            or cls.filter_queryset is not PatientDataViewSet.filter_queryset
+            or cls.lookup_field != "pk"
         ):
             raise TypeError(
                 f"{cls.__name__}: compiled_retrieve needs reads that are scoped_queryset alone"
@@ -179,6 +182,12 @@ class ClinicRelatedField(serializers.PrimaryKeyRelatedField):
         "incorrect_type": "Expected an id (UUID string), got {data_type}.",
     }
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The lookup is compiled from the declared queryset alone (to_internal_value).
+        super().__init_subclass__(**kwargs)
+        if cls.get_queryset is not ClinicRelatedField.get_queryset:
+            raise TypeError(f"{cls.__name__}: declare the queryset, do not override get_queryset")
+
     def get_queryset(self) -> QuerySet[Any]:
         queryset = super().get_queryset()
         request = self.context.get("request")
@@ -194,13 +203,13 @@ class ClinicRelatedField(serializers.PrimaryKeyRelatedField):
         request = self.context.get("request")
         if request is None or not request.user.is_authenticated:
             self.fail("does_not_exist", pk_value=data)
-        # What get_queryset().get(pk=...) reads, by a query compiled once per declared field
-        # (its queryset is a constant of the serializer class that declares it).
-        key = self._declared_at()
-        query = _related_queries.get(key)
+        # What get_queryset().get(pk=...) reads, by a query compiled once per declared queryset
+        # (a constant of the serializer class that declares the field; the field's copies for
+        # each serializer instance share it).
+        declared = self.queryset
+        query = _related_queries.get(declared)
         if query is None:
-            declared = self.queryset
-            query = _related_queries[key] = CompiledQuery(
+            query = _related_queries[declared] = CompiledQuery(
                 lambda *, clinic_id, pk: declared.all().filter(clinic_id=clinic_id, pk=pk)
             )
         found = query.objects(clinic_id=request.user.clinic_id, pk=pk)
@@ -208,14 +217,5 @@ class ClinicRelatedField(serializers.PrimaryKeyRelatedField):
             self.fail("does_not_exist", pk_value=data)
         return found[0]
 
-    def _declared_at(self) -> tuple[Any, ...]:
-        """The root serializer's class and the field names down to this field."""
-        names: list[str] = []
-        field: Any = self
-        while field.parent is not None:
-            names.append(field.field_name)
-            field = field.parent
-        return (type(field), self.queryset.model, *reversed(names))
 
-
-_related_queries: dict[tuple[Any, ...], CompiledQuery] = {}
+_related_queries: WeakKeyDictionary[QuerySet[Any], CompiledQuery] = WeakKeyDictionary()

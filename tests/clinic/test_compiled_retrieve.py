@@ -134,23 +134,28 @@ def test_a_body_id_of_another_clinic_is_refused_like_a_missing_one(
         nobody.fields["series"].to_internal_value(str(series.pk))
 
 
-def test_each_declared_field_has_its_own_query(front_desk, sessions):
-    from scheduling.api.serializers import BookingSerializer, RescheduleSerializer
+def test_fields_with_different_querysets_never_share_a_lookup(front_desk, provider):
+    """Two roots of the same class (ListSerializer) with the same field name but different
+    querysets: each field keeps its own rows."""
+    from scheduling.api.timetable import AvailabilityQuerySerializer, TimeOffSerializer
 
-    request = _request(front_desk)
-    booking = BookingSerializer(context={"request": request}).fields
-    reschedule = RescheduleSerializer(context={"request": request}).fields
-    keys = {
-        booking["series"]._declared_at(),
-        booking["provider"]._declared_at(),
-        reschedule["provider"]._declared_at(),
-    }
-    assert len(keys) == 3
-    # A provider's id is not a series' id, whichever was compiled first.
-    provider = sessions[0].provider
-    assert reschedule["provider"].to_internal_value(str(provider.pk)) == provider
-    with pytest.raises(ValidationError):
-        booking["series"].to_internal_value(str(provider.pk))
+    context = {"request": _request(front_desk)}
+    anyone = AvailabilityQuerySerializer(many=True, context=context).child.fields["provider"]
+    providers = TimeOffSerializer(many=True, context=context).child.fields["provider"]
+    assert anyone.to_internal_value(str(front_desk.pk)) == front_desk  # compiled first
+    with pytest.raises(ValidationError, match="No such object in your clinic"):
+        providers.to_internal_value(str(front_desk.pk))
+    assert providers.to_internal_value(str(provider.pk)) == provider
+
+
+def test_a_related_field_that_overrides_its_queryset_cannot_be_declared():
+    from clinic.api.base import ClinicRelatedField
+
+    with pytest.raises(TypeError, match="get_queryset"):
+
+        class Careless(ClinicRelatedField):
+            def get_queryset(self):
+                return super().get_queryset().filter(active=True)
 
 
 def _request(user):

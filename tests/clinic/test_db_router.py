@@ -154,3 +154,21 @@ def test_compiled_slot_reads_are_routed_at_each_call(replica):
     assert [
         t for t in tables(primary.captured_queries) if t.startswith("scheduling")
     ] == slot_tables
+
+
+def test_a_compiled_detail_read_goes_to_the_replica_until_the_request_writes(
+    replica, api, front_desk
+):
+    from tests.factories import SeriesFactory
+
+    series = SeriesFactory(patient__clinic=front_desk.clinic, created_by=front_desk)
+    client = api(front_desk)
+    for _ in range(2):  # compiled by the first request, run as SQL by the second
+        with (
+            CaptureQueriesContext(connections["default"]) as primary,
+            CaptureQueriesContext(connections["replica"]) as read,
+        ):
+            assert client.get(f"/api/v1/series/{series.pk}/").status_code == 200
+        assert "scheduling_series" in tables(read.captured_queries)
+        assert "scheduling_series" not in tables(primary.captured_queries)
+        assert "INSERT clinic_auditevent" in tables(primary.captured_queries)

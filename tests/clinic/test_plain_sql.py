@@ -205,3 +205,17 @@ def test_columns_with_converters_come_back_as_the_orm_reads_them(admin):
         AuditEvent.objects.filter(pk=event.pk).values_list("id", "detail")
     )
     assert compiled.rows(pk=event.pk)[0][1] == {"a": [1, 2], "b": "c"}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda *, pk: Session.objects.filter(pk=pk).select_for_update(),
+        lambda *, pk: Session.objects.filter(pk=pk).prefetch_related("depths"),
+        lambda *, pk: Session.objects.using("default").filter(pk=pk),
+    ],
+    ids=["select_for_update", "prefetch_related", "using"],
+)
+def test_what_the_sql_alone_cannot_carry_is_refused(build):
+    with pytest.raises(ValueError, match="plain read"):
+        CompiledQuery(build).objects(pk=uuid.uuid4())
