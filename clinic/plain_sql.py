@@ -24,9 +24,10 @@ from weakref import WeakKeyDictionary
 from django.db import connections
 from django.db.models import Field, Model, QuerySet
 from django.db.models.query import get_related_populators
+from django.db.transaction import TransactionManagementError
 from psycopg.types.range import Range
 
-from clinic.db_router import reads_alias
+from clinic.db_router import PRIMARY, reads_alias
 
 
 class Columns:
@@ -96,8 +97,11 @@ class CompiledQuery:
     through the same converters.
     """
 
-    def __init__(self, build: Callable[..., QuerySet[Any]]) -> None:
+    def __init__(self, build: Callable[..., QuerySet[Any]], *, locks: bool = False) -> None:
+        """`locks`: the build's queryset takes row locks (select_for_update); it then runs on
+        the primary, inside the caller's transaction only, as the ORM requires."""
         self._build = build
+        self._locks = locks
         self._shapes: dict[tuple[Any, ...], _Compiled] = {}
 
     def rows(self, **values: UUID | datetime | None) -> list[tuple[Any, ...]]:
@@ -120,14 +124,30 @@ class CompiledQuery:
             found.append(obj)
         return found
 
+    def get(self, **values: UUID | datetime | None) -> Model:
+        """The one instance, as QuerySet.get: the model's DoesNotExist if there is none."""
+        found = self.objects(**values)
+        if len(found) == 1:
+            return found[0]
+        model: Any = self._compiled(values).instances.model  # type: ignore[union-attr]
+        raise model.DoesNotExist if not found else model.MultipleObjectsReturned
+
     def _compiled(self, values: dict[str, Any]) -> _Compiled:
-        # Routed at each call, as the ORM would route it (a request may read a replica; a
-        # transaction on the primary reads there).
-        using = reads_alias()
+        if self._locks:
+            # Row locks are taken on the primary, in a transaction (the ORM refuses otherwise).
+            using = PRIMARY
+            if not connections[using].in_atomic_block:
+                raise TransactionManagementError(
+                    "select_for_update cannot be used outside of a transaction."
+                )
+        else:
+            # Routed at each call, as the ORM would route it (a request may read a replica; a
+            # transaction on the primary reads there).
+            using = reads_alias()
         shape = (using, *sorted((name, value is None) for name, value in values.items()))
         compiled = self._shapes.get(shape)
         if compiled is None:
-            compiled = self._shapes[shape] = _Compiled(self._build, values, using)
+            compiled = self._shapes[shape] = _Compiled(self._build, values, using, self._locks)
         return compiled
 
     @staticmethod
@@ -162,10 +182,10 @@ class _Compiled:
     number derived from them, a branch on how they compare) and is refused."""
 
     def __init__(
-        self, build: Callable[..., QuerySet[Any]], values: dict[str, Any], using: str
+        self, build: Callable[..., QuerySet[Any]], values: dict[str, Any], using: str, locks: bool
     ) -> None:
         (sql, sources, compiler), (other_sql, other_sources, _) = (
-            self._compile(build, values, using, ascending) for ascending in (True, False)
+            self._compile(build, values, using, ascending, locks) for ascending in (True, False)
         )
         if sql != other_sql or sources != other_sources:
             raise ValueError(
@@ -189,7 +209,11 @@ class _Compiled:
 
     @staticmethod
     def _compile(
-        build: Callable[..., QuerySet[Any]], values: dict[str, Any], using: str, ascending: bool
+        build: Callable[..., QuerySet[Any]],
+        values: dict[str, Any],
+        using: str,
+        ascending: bool,
+        locks: bool,
     ) -> tuple[str, list[_Source], Any]:
         stand_ins: dict[Any, str] = {}
         given: dict[str, Any] = {}
@@ -211,14 +235,15 @@ class _Compiled:
         private: Any = queryset  # the QuerySet attributes the ORM keeps to itself
         if (
             private._db is not None
-            or queryset.query.select_for_update
             or private._prefetch_related_lookups
             or private._known_related_objects
         ):
             raise ValueError(
-                "a compiled query is a plain read: no using(), select_for_update(),"
-                " prefetch_related() or related manager"
+                "a compiled query is a plain read: no using(), prefetch_related() or related"
+                " manager"
             )
+        if bool(queryset.query.select_for_update) != locks:
+            raise ValueError("select_for_update() and CompiledQuery(locks=True) go together")
         compiler = queryset.using(using).query.get_compiler(using=using)
         sql, raw = compiler.as_sql()
         return sql, [_source(param, stand_ins) for param in raw], compiler

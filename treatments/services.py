@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from django.db import transaction
@@ -19,6 +19,7 @@ from django.utils import timezone
 from clinic import audit
 from clinic.errors import DomainError, InvalidInput, InvalidState
 from clinic.models import Clinic, Handpiece, User
+from clinic.plain_sql import CompiledQuery
 from patients import rules as patient_rules
 from patients import selectors as patient_selectors
 from patients.models import Patient
@@ -28,6 +29,7 @@ from scheduling.models import Series, Session
 from scheduling.notifications import outbox
 from scheduling.notifications.models import NotificationKind
 from scheduling.rules import SessionStatus
+from scheduling.services.locks import lock_patient
 from scheduling.webhooks import outbox as webhooks
 from scheduling.webhooks.rules import WebhookEventType as Event
 from treatments import point_of_care, rules, selectors
@@ -301,6 +303,18 @@ def record_treatment(
         raise
 
 
+# The treatment's row locks (with the patient's, scheduling.services.locks): compiled once.
+_SESSION_IN_CHAIR = CompiledQuery(
+    lambda *, pk: (
+        Session.objects.select_for_update(of=("self",)).select_related("clinic").filter(pk=pk)
+    ),
+    locks=True,
+)
+_SERIES = CompiledQuery(
+    lambda *, pk: Series.objects.select_for_update(no_key=True).filter(pk=pk), locks=True
+)
+
+
 @transaction.atomic
 @audit.batched()
 def _record_treatment(
@@ -320,12 +334,10 @@ def _record_treatment(
     # The patient's row holds a new screening back until this treatment has committed; the
     # series' row makes treatments of one series go one at a time, so the interval between
     # actual treatment times is decided on committed ones.
-    patient = Patient.objects.select_for_update(no_key=True).get(pk=session.patient_id)
-    session = (
-        Session.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=session.pk)
-    )
+    patient = lock_patient(session.patient_id)
+    session = cast(Session, _SESSION_IN_CHAIR.get(pk=session.pk))
     session.patient = patient
-    series = Series.objects.select_for_update(no_key=True).get(pk=session.series_id)
+    series = cast(Series, _SERIES.get(pk=session.series_id))
     clinic = session.clinic
     if TreatmentRecord.objects.filter(session=session).exists():
         raise SessionAlreadyRecorded()

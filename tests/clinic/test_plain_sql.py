@@ -14,6 +14,7 @@ from clinic.authentication import tokens_with_key
 from clinic.models import Role, User
 from clinic.plain_sql import CompiledQuery
 from scheduling.models import Session
+from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import PatientFactory, SeriesFactory, SessionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -210,12 +211,47 @@ def test_columns_with_converters_come_back_as_the_orm_reads_them(admin):
 @pytest.mark.parametrize(
     "build",
     [
-        lambda *, pk: Session.objects.filter(pk=pk).select_for_update(),
         lambda *, pk: Session.objects.filter(pk=pk).prefetch_related("depths"),
         lambda *, pk: Session.objects.using("default").filter(pk=pk),
     ],
-    ids=["select_for_update", "prefetch_related", "using"],
+    ids=["prefetch_related", "using"],
 )
 def test_what_the_sql_alone_cannot_carry_is_refused(build):
     with pytest.raises(ValueError, match="plain read"):
         CompiledQuery(build).objects(pk=uuid.uuid4())
+
+
+def test_row_locks_are_declared_and_taken_as_the_orm_takes_them(clinic):
+    from patients.models import Patient
+
+    patient = PatientFactory(clinic=clinic)
+    locking = CompiledQuery(
+        lambda *, pk: Patient.objects.select_for_update(no_key=True).filter(pk=pk), locks=True
+    )
+    with CaptureQueriesContext(connection) as captured:
+        assert locking.get(pk=patient.pk) == patient
+    assert captured.captured_queries[-1]["sql"].endswith("FOR NO KEY UPDATE")
+    with pytest.raises(Patient.DoesNotExist):
+        locking.get(pk=uuid.uuid4())
+    # A lock must be declared, and a declared lock must be taken.
+    with pytest.raises(ValueError, match="go together"):
+        CompiledQuery(lambda *, pk: Patient.objects.select_for_update().filter(pk=pk)).objects(
+            pk=patient.pk
+        )
+    with pytest.raises(ValueError, match="go together"):
+        CompiledQuery(lambda *, pk: Patient.objects.filter(pk=pk), locks=True).objects(
+            pk=patient.pk
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_row_locks_outside_a_transaction_are_refused(clinic):
+    from django.db.transaction import TransactionManagementError
+
+    from patients.models import Patient
+
+    locking = CompiledQuery(
+        lambda *, pk: Patient.objects.select_for_update().filter(pk=pk), locks=True
+    )
+    with pytest.raises(TransactionManagementError):
+        locking.objects(pk=PatientFactory(clinic=clinic).pk)
