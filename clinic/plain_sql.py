@@ -10,7 +10,7 @@ other. Anything but a constant-shaped lookup on the hot path goes through the OR
 `CompiledQuery` is the same idea for a query the ORM writes: built and compiled once per shape,
 then run as its SQL. It serves the reads the API makes on almost every request with the same
 shape: the slot reads of booking and availability, series and session detail, a body's ids
-(ClinicRelatedField), a patient's latest screening.
+(ClinicRelatedField), a patient's latest screening, booking's and treatment's row locks.
 """
 
 from __future__ import annotations
