@@ -1,86 +1,33 @@
-"""Model instances from a hand-written SELECT, for the few reads every request makes.
+"""Queries the ORM builds and compiles once, for the reads the API makes on almost every
+request with the same shape.
 
 Building a queryset and compiling it costs more Python than PostgreSQL spends answering a
-lookup by key (about 0.5 ms of the token's 0.9 ms per request, docs/benchmarks.md). For such a
-read the SQL is written once, from the models' own metadata, and each row becomes instances
-exactly as the ORM would make them: the same columns, the same converters (`from_db_value`,
-the backend's), `Model.from_db`, so the instances are saved, refreshed and compared like any
-other. Anything but a constant-shaped lookup on the hot path goes through the ORM.
-
-`CompiledQuery` is the same idea for a query the ORM writes: built and compiled once per shape,
-then run as its SQL. It serves the reads the API makes on almost every request with the same
-shape: the slot reads of booking and availability, series and session detail, a body's ids
+lookup by key (about 0.5 ms of the token's 0.9 ms per request, docs/benchmarks.md).
+`CompiledQuery` builds such a query once per shape and then runs it as its SQL, turning rows
+into what the ORM would have returned (values, or instances with their select_related objects
+and annotations, through the same converters). It serves the bearer token's lookup, the slot
+reads of booking and availability, series and session detail, a body's ids
 (ClinicRelatedField), a patient's latest screening, booking's and treatment's row locks.
+Anything else goes through the ORM.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
-from weakref import WeakKeyDictionary
 
 from django.db import connections
-from django.db.models import Field, Model, QuerySet
+from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
 from django.db.transaction import TransactionManagementError
 from psycopg.types.range import Range
 
 from clinic.db_router import PRIMARY, reads_alias
 
-
-class Columns:
-    """One model's concrete columns under a table alias, in a hand-written SELECT."""
-
-    def __init__(self, model: type[Model], alias: str) -> None:
-        self.model = model
-        self.alias = alias
-        self.fields: list[Field] = list(model._meta.concrete_fields)
-        self.names = [field.attname for field in self.fields]
-        self._pk = self.fields.index(model._meta.pk)
-        # Per connection object (each thread has its own): a converter may be bound to it.
-        self._converters: WeakKeyDictionary[Any, list[tuple[int, Any, list[Callable[..., Any]]]]]
-        self._converters = WeakKeyDictionary()
-
-    @property
-    def table(self) -> str:
-        return f"{self.model._meta.db_table} {self.alias}"
-
-    @property
-    def select(self) -> str:
-        return ", ".join(f"{self.alias}.{field.column}" for field in self.fields)
-
-    def __len__(self) -> int:
-        return len(self.fields)
-
-    def converters(self, using: str) -> list[tuple[int, Any, list[Callable[..., Any]]]]:
-        """(position, column, converters) of the columns that have any, as the ORM's compiler
-        would apply them to the same column."""
-        connection = connections[using]
-        if connection not in self._converters:
-            found = []
-            for position, field in enumerate(self.fields):
-                column = field.get_col(self.alias)
-                functions = connection.ops.get_db_converters(column) + column.get_db_converters(
-                    connection
-                )
-                if functions:
-                    found.append((position, column, functions))
-            self._converters[connection] = found
-        return self._converters[connection]
-
-    def instance(self, row: Sequence[Any], start: int, using: str) -> Model | None:
-        """The instance held in row[start:start + len(self)]; None if its primary key is NULL
-        (the far side of a LEFT JOIN that found nothing)."""
-        values = list(row[start : start + len(self.fields)])
-        if values[self._pk] is None:
-            return None
-        connection = connections[using]
-        for position, column, functions in self.converters(using):
-            for convert in functions:
-                values[position] = convert(values[position], column, connection)
-        return self.model.from_db(using, self.names, values)
+# What a compiled query's values may be: each one a parameter of the SQL.
+Value = UUID | datetime | str | None
 
 
 class CompiledQuery:
@@ -88,10 +35,10 @@ class CompiledQuery:
     call's values: `rows()` for a values_list(), `objects()` for model instances.
 
     `build(**values)` returns the queryset, read where the router reads. Each value is a UUID,
-    a datetime or None; which of them are None is the shape (the build may branch on it), so a
-    query is compiled once per shape and database. The build is given a unique stand-in for
-    each value and the compiled parameters are mapped back to them, also inside ranges
-    (`span__overlap=(start, end)`); a UUID or datetime parameter that is not one of the
+    a datetime, a string or None; which of them are None is the shape (the build may branch on
+    it), so a query is compiled once per shape and database. The build is given a unique
+    stand-in for each value and the compiled parameters are mapped back to them, also inside
+    ranges (`span__overlap=(start, end)`); a UUID or datetime parameter that is not one of the
     stand-ins (computed inside the build) is refused when the query is compiled, so no call's
     value is ever baked into the SQL. Rows and instances come back as the ORM makes them,
     through the same converters.
@@ -104,10 +51,10 @@ class CompiledQuery:
         self._locks = locks
         self._shapes: dict[tuple[Any, ...], _Compiled] = {}
 
-    def rows(self, **values: UUID | datetime | None) -> list[tuple[Any, ...]]:
+    def rows(self, **values: Value) -> list[tuple[Any, ...]]:
         return self._rows(self._compiled(values), values)
 
-    def objects(self, **values: UUID | datetime | None) -> list[Model]:
+    def objects(self, **values: Value) -> list[Model]:
         """For a queryset of model instances (select_related and annotations included): the
         instances, made as Django's ModelIterable makes them from the same row."""
         compiled = self._compiled(values)
@@ -124,7 +71,12 @@ class CompiledQuery:
             found.append(obj)
         return found
 
-    def get(self, **values: UUID | datetime | None) -> Model:
+    def first(self, **values: Value) -> Model | None:
+        """The first instance, or None (as QuerySet.first on a query that orders)."""
+        found = self.objects(**values)
+        return found[0] if found else None
+
+    def get(self, **values: Value) -> Model:
         """The one instance, as QuerySet.get: the model's DoesNotExist if there is none."""
         found = self.objects(**values)
         if len(found) == 1:
@@ -226,8 +178,12 @@ class _Compiled:
                 stand_in: Any = datetime(year, 1, 1, tzinfo=UTC)
             elif isinstance(value, UUID):
                 stand_in = uuid4()
+            elif isinstance(value, str):
+                stand_in = f"stand-in {uuid4().hex}"
             else:
-                raise TypeError(f"{name}: a UUID, a datetime or None, not {type(value).__name__}")
+                raise TypeError(
+                    f"{name}: a UUID, a datetime, a string or None, not {type(value).__name__}"
+                )
             stand_ins[stand_in] = name
             given[name] = stand_in
         queryset = build(**given)

@@ -42,13 +42,12 @@ _LATEST_SCREENING = CompiledQuery(
 
 
 def latest_screening(patient_id: UUID) -> Screening | None:
-    found = _LATEST_SCREENING.objects(patient_id=patient_id)
-    return found[0] if found else None  # type: ignore[return-value]
+    return _LATEST_SCREENING.first(patient_id=patient_id)  # type: ignore[return-value]
 
 
-# A patient of one clinic by id: compiled once (clinic.plain_sql).
+# A patient of one clinic by id, archived or not: compiled once (clinic.plain_sql).
 _PATIENT_OF_CLINIC = CompiledQuery(
-    lambda *, clinic_id, pk: Patient.objects.filter(clinic_id=clinic_id, pk=pk)
+    lambda *, clinic_id, pk: patients_of_clinic(clinic_id, include_archived=True).filter(pk=pk)
 )
 
 
@@ -59,8 +58,7 @@ def patient_of_clinic(clinic_id: UUID, pk: str | UUID) -> Patient | None:
         pk = pk if isinstance(pk, UUID) else UUID(str(pk))
     except ValueError:
         return None
-    found = _PATIENT_OF_CLINIC.objects(clinic_id=clinic_id, pk=pk)
-    return found[0] if found else None  # type: ignore[return-value]
+    return _PATIENT_OF_CLINIC.first(clinic_id=clinic_id, pk=pk)  # type: ignore[return-value]
 
 
 def screening_facts(screening: Screening | None) -> rules.ScreeningFacts | None:

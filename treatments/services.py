@@ -25,11 +25,11 @@ from patients import selectors as patient_selectors
 from patients.models import Patient
 from scheduling import services as scheduling_services
 from scheduling.errors import PatientNotEligible
-from scheduling.models import Series, Session
+from scheduling.models import Session
 from scheduling.notifications import outbox
 from scheduling.notifications.models import NotificationKind
 from scheduling.rules import SessionStatus
-from scheduling.services.locks import lock_patient
+from scheduling.services.locks import lock_patient, lock_series
 from scheduling.webhooks import outbox as webhooks
 from scheduling.webhooks.rules import WebhookEventType as Event
 from treatments import point_of_care, rules, selectors
@@ -303,15 +303,13 @@ def record_treatment(
         raise
 
 
-# The treatment's row locks (with the patient's, scheduling.services.locks): compiled once.
+# The session's row lock (the patient's and the series' are scheduling.services.locks'):
+# compiled once.
 _SESSION_IN_CHAIR = CompiledQuery(
     lambda *, pk: (
         Session.objects.select_for_update(of=("self",)).select_related("clinic").filter(pk=pk)
     ),
     locks=True,
-)
-_SERIES = CompiledQuery(
-    lambda *, pk: Series.objects.select_for_update(no_key=True).filter(pk=pk), locks=True
 )
 
 
@@ -337,7 +335,7 @@ def _record_treatment(
     patient = lock_patient(session.patient_id)
     session = cast(Session, _SESSION_IN_CHAIR.get(pk=session.pk))
     session.patient = patient
-    series = cast(Series, _SERIES.get(pk=session.series_id))
+    series = lock_series(session.series_id, patient=patient)
     clinic = session.clinic
     if TreatmentRecord.objects.filter(session=session).exists():
         raise SessionAlreadyRecorded()

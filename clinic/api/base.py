@@ -10,7 +10,6 @@ import functools
 import uuid
 from collections.abc import Callable
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
@@ -130,11 +129,11 @@ class PatientDataViewSet(ClinicScopedViewSet):
             pk = uuid.UUID(str(self.kwargs[self.lookup_url_kwarg or self.lookup_field]))
         except ValueError:
             raise Http404 from None
-        found = _retrieve_query(type(self)).objects(clinic_id=self.request.user.clinic_id, pk=pk)
-        if not found:
+        obj = _retrieve_query(type(self)).first(clinic_id=self.request.user.clinic_id, pk=pk)
+        if obj is None:
             raise Http404
-        self.check_object_permissions(self.request, found[0])
-        return found[0]
+        self.check_object_permissions(self.request, obj)
+        return obj
 
     def audited_patient_id(self, obj: Any) -> uuid.UUID | None:
         return obj.patient_id
@@ -212,10 +211,12 @@ class ClinicRelatedField(serializers.PrimaryKeyRelatedField):
             query = _related_queries[declared] = CompiledQuery(
                 lambda *, clinic_id, pk: declared.all().filter(clinic_id=clinic_id, pk=pk)
             )
-        found = query.objects(clinic_id=request.user.clinic_id, pk=pk)
-        if not found:
+        found = query.first(clinic_id=request.user.clinic_id, pk=pk)
+        if found is None:
             self.fail("does_not_exist", pk_value=data)
-        return found[0]
+        return found
 
 
-_related_queries: WeakKeyDictionary[QuerySet[Any], CompiledQuery] = WeakKeyDictionary()
+# Keyed by the declared queryset object (querysets hash by identity); declared querysets live
+# as long as their serializer classes, so the entries do too.
+_related_queries: dict[QuerySet[Any], CompiledQuery] = {}

@@ -13,7 +13,7 @@ from scheduling import rules
 from scheduling.errors import IndicationNotAllowed
 from scheduling.models import Series, Session
 from scheduling.rules import OPEN_SESSION_STATUSES, SeriesStatus, SessionStatus
-from scheduling.services.locks import lock_patient
+from scheduling.services.locks import lock_patient, lock_series
 from scheduling.webhooks import outbox as webhooks
 from scheduling.webhooks.rules import WebhookEventType as Event
 
@@ -85,7 +85,7 @@ def cancel_series(*, actor: User, series: Series, reason: str = "") -> Series:
         .order_by("id")
     )
     ids = [session.pk for session in cancelled]
-    series = Series.objects.select_for_update(no_key=True).get(pk=series.pk)
+    series = lock_series(series.pk)
     if series.status != SeriesStatus.ACTIVE:
         raise InvalidState(f"The series is {series.status}.")
     Session.objects.filter(pk__in=ids).update(
