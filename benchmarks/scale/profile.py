@@ -11,7 +11,9 @@ Prints mean milliseconds per request, then the functions with the most time of t
 the most time under them; with --time, no profiler: each request's wall time and this
 process's CPU time (the Python that separates the API from its floor, without PostgreSQL's
 share, so it varies much less than wall time on a shared machine). A write consumes one fresh
-target per repetition.
+target per repetition. With --floor (reads), the same for the request's floor (its SELECTs as
+captured from the API, and its audit rows in one INSERT, benchmarks/scale/floor.py): the two
+`--time` figures side by side are the Python the API spends beyond the floor.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ django.setup()
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from benchmarks.scale import dataset, seed  # noqa: E402
+from benchmarks.scale import dataset, floor, seed  # noqa: E402
 from benchmarks.scale.report import ENDPOINTS, WRITES  # noqa: E402
 
 
@@ -67,7 +69,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--time", action="store_true", help="no profiler: p50 and mean of each request's time"
     )
+    parser.add_argument("--floor", action="store_true", help="the request's floor instead (reads)")
     args = parser.parse_args(argv)
+    if args.floor and args.endpoint in WRITES:
+        parser.error("--floor is for reads: a write's floor consumes the write's targets")
 
     call_command("migrate", verbosity=0)
     targets_seeded = seed.seeded(args.sessions, args.clinics)
@@ -83,8 +88,17 @@ def main(argv: list[str]) -> None:
     if len(requests) < args.repeat + 5:
         raise SystemExit(f"only {len(requests)} fresh {args.endpoint} targets: reseed")
     handler = WSGIHandler()
+    if args.floor:
+        captured = [dataset.capture(request) for request in requests[: len(reads)]]
+        given = {
+            args.endpoint: {"targets": [{"selects": s, "audit": a} for _, s, a, _ in captured]}
+        }
+        requests = [{**request, "floor": k % len(reads)} for k, request in enumerate(requests)]
 
     def one(request: dict[str, Any]) -> None:
+        if args.floor:
+            floor.floor(None, args.endpoint, request["floor"], given).content  # noqa: B018
+            return
         status: list[str] = []
         chunks = handler(environ(request), lambda s, _headers, *_: status.append(s))
         b"".join(chunks)

@@ -11,7 +11,7 @@ from django.test import RequestFactory
 from benchmarks.scale import dataset, floor, seed
 from benchmarks.scale.report import READS, WRITES
 from clinic import audit
-from clinic.models import Clinic
+from clinic.models import AuditEvent, Clinic
 from scheduling.models import Session, SessionStatus
 from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from treatments.models import TreatmentRecord
@@ -40,10 +40,17 @@ def test_the_benchmark_seeds_valid_chains_and_the_api_and_floor_answer_every_req
     specs = dataset.floor_specs(targets)
     assert sorted(specs) == sorted(READS + WRITES)
     requests = RequestFactory()
+    audited = []
     for name in READS:
+        events = AuditEvent.objects.count()
         response = floor.floor(requests.get("/"), name, 0, given=specs)
         assert response.status_code == 200, name
         assert json.loads(response.content)["results"], name
+        # The same audit rows as the API's request wrote, one per row captured.
+        written = AuditEvent.objects.count() - events
+        assert written == len(specs[name]["targets"][0]["audit"]), name
+        audited += [name] * (written > 1)
+    assert {"patient_search", "day_view", "tip_lot_usage"} <= set(audited)
     for name in WRITES:
         response = floor.floor(requests.get("/"), name, 0, given=specs)
         assert response.status_code == 201, name
