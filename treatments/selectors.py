@@ -2,21 +2,106 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
-from django.db.models import Prefetch, QuerySet
+from django.contrib.postgres.aggregates import JSONBAgg
+from django.db.models import JSONField, Model, OuterRef, QuerySet, Subquery
+from django.db.models.functions import JSONObject
+from django.db.models.query import ModelIterable
 
 from treatments.models import AftercarePlan, TreatmentAmendment, TreatmentDepth, TreatmentRecord
 
 
-def treatment_records() -> QuerySet[TreatmentRecord]:
-    """Records with their depths and amendments, in three queries however many."""
-    return TreatmentRecord.objects.prefetch_related(
-        Prefetch("depths", queryset=TreatmentDepth.objects.order_by("id")),
-        Prefetch("amendments", queryset=TreatmentAmendment.objects.order_by("amended_at", "id")),
+def _rows_of(model: type[Model], *fields: str) -> Subquery:
+    """The record's rows of `model` (its depths or amendments) as one JSON array, in the
+    model's ordering, each row an object of these fields: read with the record, in the same
+    SELECT, where prefetch_related would send a query per relation naming every record."""
+    rows = (
+        model._default_manager.filter(record_id=OuterRef("pk"))
+        .order_by()
+        .values("record_id")
+        .annotate(
+            rows=JSONBAgg(
+                JSONObject(**{name: name for name in fields}), order_by=model._meta.ordering
+            )
+        )
+        .values("rows")
     )
+    return Subquery(rows, output_field=JSONField())
+
+
+_DEPTH_FIELDS = ("id", "area", "depth_mm")
+_AMENDMENT_FIELDS = ("id", "amended_by_id", "amended_at", "reason", "changes")
+
+
+def _depth(db: str, record_id: UUID, row: dict[str, Any]) -> TreatmentDepth:
+    # numeric(3, 2) travels as a JSON number (1.5 for 1.50): quantized back to the column's scale.
+    return TreatmentDepth.from_db(
+        db,
+        ["id", "record_id", "area", "depth_mm"],
+        [row["id"], record_id, row["area"], Decimal(str(row["depth_mm"])).quantize(_CENTS)],
+    )
+
+
+def _amendment(db: str, record_id: UUID, row: dict[str, Any]) -> TreatmentAmendment:
+    # A timestamptz in JSON is its ISO 8601 text, in the connection's time zone (UTC).
+    return TreatmentAmendment.from_db(
+        db,
+        ["id", "record_id", "amended_by_id", "amended_at", "reason", "changes"],
+        [
+            UUID(row["id"]),
+            record_id,
+            UUID(row["amended_by_id"]),
+            datetime.fromisoformat(row["amended_at"]),
+            row["reason"],
+            row["changes"],
+        ],
+    )
+
+
+_CENTS = Decimal("0.01")
+
+
+class _RecordIterable(ModelIterable):
+    """Records as the ORM makes them, each with its depths and amendments in place of a
+    prefetch (`record.depths.all()` answers them without a query), from the two JSON arrays
+    read with it."""
+
+    def __iter__(self) -> Iterator[TreatmentRecord]:
+        db = self.queryset.db
+        for record in super().__iter__():
+            depths = record.__dict__.pop("depth_rows", None) or []
+            amendments = record.__dict__.pop("amendment_rows", None) or []
+            _attach(record, "depths", [_depth(db, record.id, row) for row in depths])
+            _attach(record, "amendments", [_amendment(db, record.id, row) for row in amendments])
+            yield record
+
+
+def _attach(record: TreatmentRecord, name: str, rows: list[Model]) -> None:
+    """`record.<name>.all()` answers these rows, as after prefetch_related(name)."""
+    related: Any = QuerySet(model=_RELATED[name])  # the ORM's own prefetch attributes below
+    related._result_cache = rows
+    related._prefetch_done = True
+    cache = record.__dict__.setdefault("_prefetched_objects_cache", {})
+    cache[name] = related
+
+
+_RELATED: dict[str, type[Model]] = {"depths": TreatmentDepth, "amendments": TreatmentAmendment}
+
+
+def treatment_records() -> QuerySet[TreatmentRecord]:
+    """Records with their depths and amendments, in one query however many."""
+    records = TreatmentRecord.objects.annotate(
+        depth_rows=_rows_of(TreatmentDepth, *_DEPTH_FIELDS),
+        amendment_rows=_rows_of(TreatmentAmendment, *_AMENDMENT_FIELDS),
+    )
+    records._iterable_class = _RecordIterable
+    return records
 
 
 def as_written(record: TreatmentRecord, depths: list[tuple[str, Decimal]]) -> TreatmentRecord:
@@ -24,14 +109,12 @@ def as_written(record: TreatmentRecord, depths: list[tuple[str, Decimal]]) -> Tr
     order) and no amendment yet, as `treatment_records()` would read it back, without reading
     it: for the answer to the request that wrote it (its related managers then show what was
     written, not what is stored later)."""
-    written = [TreatmentDepth(record=record, area=area, depth_mm=depth) for area, depth in depths]
-    cache = {}
-    for name, rows in (("depths", written), ("amendments", [])):
-        related = getattr(record, name).all()
-        related._result_cache = rows
-        related._prefetch_done = True
-        cache[name] = related
-    record._prefetched_objects_cache = cache  # type: ignore[attr-defined]
+    _attach(
+        record,
+        "depths",
+        [TreatmentDepth(record=record, area=area, depth_mm=depth) for area, depth in depths],
+    )
+    _attach(record, "amendments", [])
     return record
 
 

@@ -337,7 +337,7 @@ PINNED = [
     Entry("/api/v1/time-off/", "admin", make_time_off, 3),
     Entry("/api/v1/time-off/", "admin", make_time_off_of_a_provider, 3, variant="provider"),
     Entry("/api/v1/tip-lots/", "provider", make_tip_lots, 3),
-    Entry("/api/v1/tip-lots/{id}/usage/", "provider", make_lot_usage, 7),
+    Entry("/api/v1/tip-lots/{id}/usage/", "provider", make_lot_usage, 5),
     Entry("/api/v1/webhooks/", "admin", make_webhooks, 3),
     Entry("/api/v1/webhooks/{id}/deliveries/", "admin", make_webhook_deliveries, 4),
 ]
