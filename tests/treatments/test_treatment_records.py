@@ -148,7 +148,9 @@ def test_amendments_keep_the_original(provider, session, lot, api):
     record = client.get(url(session)).json()
     assert record["depths"] == original["depths"]
     assert record["notes"] == original["notes"]
-    assert [a["id"] for a in record["amendments"]] == [amendment["id"]]
+    # Read back as it was answered, to the microsecond (records read their amendments as JSON).
+    assert record["amendments"] == [amendment]
+    assert client.get(f"{url(session)}amendments/").json() == [amendment]
     bad = client.post(f"{url(session)}amendments/", {"reason": "", "notes": "x"})
     assert bad.status_code == 400
     deep = client.post(
