@@ -77,3 +77,22 @@ def test_no_app_module_is_over_the_limit():
         and (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *subclasses(sub)]
+    return found
+
+
+def test_every_api_filterset_is_made_once_per_class():
+    """Each filterset builds on clinic.api.fields.FilterSet (no per-request deep copies)."""
+    from django_filters import FilterSet as DjangoFilterSet
+
+    import clinic.urls  # noqa: F401 (every view, and with them every filterset)
+    from clinic.api.fields import FilterSet
+
+    ours = [cls for cls in subclasses(DjangoFilterSet) if cls.__module__.split(".")[0] in APPS]
+    assert len(ours) >= 9
+    assert [cls for cls in ours if not issubclass(cls, FilterSet)] == []

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from clinic import audit
 from clinic.api.base import ClinicScopedViewSet
-from clinic.api.fields import DateOrDateTimeFilter, ModelSerializer, UUIDField
+from clinic.api.fields import DateOrDateTimeFilter, FilterSet, ModelSerializer, UUIDField
 from clinic.api.pagination import CursorPagination
 from clinic.api.permissions import AUDIT_READERS
 from clinic.models import AuditEvent, AuditOutcome
@@ -47,7 +47,7 @@ class AuditEventSerializer(ModelSerializer):
         read_only_fields = fields
 
 
-class AuditEventFilter(filters.FilterSet):
+class AuditEventFilter(FilterSet):
     patient = filters.UUIDFilter(field_name="patient_id", help_text="Patient id.")
     actor = filters.UUIDFilter(field_name="actor_id", help_text="Staff id.")
     action = filters.CharFilter(field_name="action", help_text="e.g. patient.read, auth.login")

@@ -14,6 +14,7 @@ from django.db import models
 from django.http import QueryDict
 from django.utils.functional import cached_property
 from django_filters import rest_framework as filters
+from django_filters.filters import FilterMethod
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import relations, serializers
@@ -333,3 +334,52 @@ class BooleanFilter(filters.BooleanFilter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("widget", forms.TextInput)
         super().__init__(*args, **kwargs)
+
+
+class FilterSet(filters.FilterSet):
+    """django-filter's FilterSet, with what depends on the class alone made once per class.
+
+    django-filter deep-copies the class's filters for every request and builds a new form
+    class from them (about a thousand Python calls per list request, docs/benchmarks.md). A
+    filter's state is its constructor's arguments plus the model and filterset it is bound to
+    here, so each request binds shallow copies; and the form class only declares the filters'
+    form fields, which every form instance deep-copies anyway, so it is built once (a
+    filterset that changes its filters per request would need the deep copies back). Every
+    API filterset derives from this one (tests/test_architecture.py)."""
+
+    def __init__(
+        self,
+        data: Any = None,
+        queryset: Any = None,
+        *,
+        request: Any = None,
+        prefix: str | None = None,
+    ) -> None:
+        # django-filter's own __init__ (BaseFilterSet), with copy.copy for copy.deepcopy.
+        if queryset is None:
+            queryset = self._meta.model._default_manager.all()
+        self.is_bound = data is not None
+        self.data = data or QueryDict()
+        self.queryset = queryset
+        self.request = request
+        self.form_prefix = prefix
+        self.filters = {name: _copy_filter(filter_) for name, filter_ in self.base_filters.items()}
+        for filter_ in self.filters.values():
+            filter_.model = queryset.model
+            filter_.parent = self
+
+    def get_form_class(self) -> type[forms.Form]:
+        cls = type(self)
+        form_class = cls.__dict__.get("_form_class")
+        if form_class is None:
+            form_class = cls._form_class = super().get_form_class()  # type: ignore[attr-defined]
+        return form_class
+
+
+def _copy_filter(filter_: filters.Filter) -> filters.Filter:
+    fresh = copy.copy(filter_)
+    if isinstance(fresh.__dict__.get("filter"), FilterMethod):
+        # `method=`: the proxy that calls the filterset's method must name this copy (whose
+        # parent is this request's filterset), not the class's filter.
+        fresh.filter = FilterMethod(fresh)
+    return fresh

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from clinic import audit
 from clinic.api.base import ClinicScopedViewSet, PatientDataViewSet
-from clinic.api.fields import BooleanFilter
+from clinic.api.fields import BooleanFilter, FilterSet
 from clinic.api.permissions import ALL_ROLES, CLINICAL_STAFF
 from patients import selectors, services
 from patients.api.serializers import (
@@ -21,7 +21,7 @@ from patients.api.serializers import (
 from patients.models import Patient, Screening
 
 
-class PatientFilter(filters.FilterSet):
+class PatientFilter(FilterSet):
     search = filters.CharFilter(method="filter_search", help_text="Name, email or phone.")
     archived = BooleanFilter(
         method="filter_archived",

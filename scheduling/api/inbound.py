@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clinic.api.base import PatientDataViewSet
-from clinic.api.fields import CharField, ChoiceField, ModelSerializer, UUIDField
+from clinic.api.fields import CharField, ChoiceField, FilterSet, ModelSerializer, UUIDField
 from clinic.errors import InvalidInput
 from clinic.models import Role
 from scheduling import channels
@@ -86,7 +86,7 @@ InboundMessageSerializer._declared_fields["from"] = CharField(
 )
 
 
-class InboundMessageFilter(filters.FilterSet):
+class InboundMessageFilter(FilterSet):
     patient = filters.UUIDFilter(field_name="patient_id")
     session = filters.UUIDFilter(field_name="session_id")
     action = filters.ChoiceFilter(choices=InboundAction.choices)

@@ -4,7 +4,7 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
 
 from clinic.api.base import PatientDataViewSet
-from clinic.api.fields import CharField, ChoiceField, ModelSerializer, UUIDField
+from clinic.api.fields import CharField, ChoiceField, FilterSet, ModelSerializer, UUIDField
 from clinic.api.permissions import ALL_ROLES
 from scheduling.notifications.models import (
     Channel,
@@ -48,7 +48,7 @@ class NotificationSerializer(ModelSerializer):
         read_only_fields = fields
 
 
-class NotificationFilter(filters.FilterSet):
+class NotificationFilter(FilterSet):
     patient = filters.UUIDFilter(field_name="patient_id")
     session = filters.UUIDFilter(field_name="session_id")
     kind = filters.ChoiceFilter(choices=NotificationKind.choices)

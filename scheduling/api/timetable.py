@@ -27,6 +27,7 @@ from clinic.api.fields import (
     DateField,
     DateFilter,
     DateTimeField,
+    FilterSet,
     IntegerField,
     ModelSerializer,
     Serializer,
@@ -133,7 +134,7 @@ class TimeOffSerializer(ModelSerializer):
         read_only_fields = ["id"]
 
 
-class TimeOffFilter(filters.FilterSet):
+class TimeOffFilter(FilterSet):
     provider = filters.UUIDFilter(field_name="provider_id")
     room = filters.UUIDFilter(field_name="room_id")
     from_ = DateFilter(

@@ -5,7 +5,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic.api.base import PatientDataViewSet
-from clinic.api.fields import BooleanFilter, DateFilter
+from clinic.api.fields import BooleanFilter, DateFilter, FilterSet
 from clinic.api.permissions import ALL_ROLES, CLINICAL_STAFF
 from scheduling import selectors, services
 from scheduling.api.serializers import (
@@ -21,7 +21,7 @@ from scheduling.models import Series, Session
 from scheduling.rules import SeriesStatus, SessionStatus
 
 
-class SeriesFilter(filters.FilterSet):
+class SeriesFilter(FilterSet):
     patient = filters.UUIDFilter(field_name="patient_id")
     status = filters.ChoiceFilter(choices=SeriesStatus.choices)
 
@@ -30,7 +30,7 @@ class SeriesFilter(filters.FilterSet):
         fields: list[str] = []
 
 
-class SessionFilter(filters.FilterSet):
+class SessionFilter(FilterSet):
     date = DateFilter(
         method="filter_date",
         help_text="YYYY-MM-DD: sessions starting that day, clinic time.",

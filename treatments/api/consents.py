@@ -3,7 +3,6 @@ provider; auditors read). Shapes and thin views: the rules are treatments.consen
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
@@ -18,6 +17,7 @@ from clinic.api.fields import (
     CharField,
     ChoiceField,
     DateTimeField,
+    FilterSet,
     IntegerField,
     ModelSerializer,
     UUIDField,
@@ -94,7 +94,7 @@ class ConsentSerializer(ModelSerializer):
         read_only_fields = ["id", "patient", "revoked_at"]
 
 
-class ConsentFormFilter(filters.FilterSet):
+class ConsentFormFilter(FilterSet):
     active = BooleanFilter(help_text="true: current versions only; false: retired ones.")
 
     class Meta:

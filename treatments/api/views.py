@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from clinic import audit
 from clinic.api.base import ClinicScopedViewSet
+from clinic.api.fields import FilterSet
 from clinic.api.permissions import ADMIN, ALL_ROLES, PROVIDERS
 from clinic.models import Role, User
 from scheduling.models import Session
@@ -251,7 +252,7 @@ class SessionTreatmentViewSet(ClinicScopedViewSet):
         return Response(AftercareSerializer({"session": session.id, "steps": plan.steps}).data)
 
 
-class RecallNoticeFilter(filters.FilterSet):
+class RecallNoticeFilter(FilterSet):
     status = filters.ChoiceFilter(choices=RecallNoticeStatus.choices)
 
     class Meta:
