@@ -5,6 +5,7 @@ that takes a date."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -17,8 +18,9 @@ from django_filters import rest_framework as filters
 from django_filters.filters import FilterMethod
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import relations, serializers
+from rest_framework import ISO_8601, relations, serializers
 from rest_framework.relations import PKOnlyObject
+from rest_framework.settings import api_settings
 
 from clinic.dates import (
     DATE_FORMAT,
@@ -184,35 +186,93 @@ class FieldTemplateMixin:
         DRF's Field.get_attribute walks `source_attrs` generically (mappings, callables,
         missing attributes) for every field of every object. For a field whose source is one
         of the model's columns (by name, or a foreign key's `_id`) that walk is a getattr, and a
-        primary-key relation answers the column itself; those are read so, every other field
-        as DRF reads it. Same values, same order."""
+        primary-key relation answers the column itself; those are read so, and written by the
+        field's own to_representation or, for DRF's plain kinds, by what that method does
+        (`_writer`), every other field as DRF reads it. Same values, same order
+        (tests/clinic/test_read_plan.py)."""
         if not isinstance(instance, models.Model):
             return super().to_representation(instance)  # type: ignore[misc]
         ret: dict[str, Any] = {}
-        for field, column, pk_only in self._read_plan(type(instance)):
+        for field, name, column, write in self._read_plan(type(instance)):
             if column is not None:
                 value = getattr(instance, column)
-                ret[field.field_name] = (
-                    value if pk_only or value is None else field.to_representation(value)
-                )
+                ret[name] = value if write is None or value is None else write(value)
                 continue
             try:
                 attribute = field.get_attribute(instance)
             except serializers.SkipField:
                 continue
             check_for_none = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
-            ret[field.field_name] = (
-                None if check_for_none is None else field.to_representation(attribute)
-            )
+            ret[name] = None if check_for_none is None else field.to_representation(attribute)
         return ret
 
-    def _read_plan(self, model: type[models.Model]) -> list[tuple[Any, str | None, bool]]:
-        """(field, the column read directly or None, whether it is a primary-key relation
-        answered as the column), per readable field, once per serializer and model."""
+    def _read_plan(self, model: type[models.Model]) -> list[tuple[Any, str, str | None, Any]]:
+        """(field, its name, the column read directly or None, what writes the column's value:
+        None for as it is), per readable field, once per serializer and model."""
         plans = self.__dict__.setdefault("_read_plans", {})
         if model not in plans:
-            plans[model] = [(field, *_column_of(field, model)) for field in self._readable_fields]
+            plan = []
+            for field in self._readable_fields:
+                column, pk_only = _column_of(field, model)
+                write = None if pk_only else _writer(field) if column is not None else None
+                plan.append((field, field.field_name, column, write))
+            plans[model] = plan
         return plans[model]
+
+
+def _writer(field: serializers.Field) -> Callable[[Any], Any] | None:
+    """What `field.to_representation` returns for a column's value (not None), as a cheaper
+    function where the field is one of DRF's plain kinds with that method unchanged; else the
+    method itself. None: the value as it is."""
+    method = type(field).to_representation
+    if method is serializers.CharField.to_representation:
+        return str
+    if method is serializers.IntegerField.to_representation:
+        return int
+    if method is serializers.BooleanField.to_representation:
+        # A bool is DRF's answer for itself (TRUE_VALUES and FALSE_VALUES hold True and False).
+        return lambda value: (
+            value if value is True or value is False else field.to_representation(value)
+        )
+    if method is serializers.UUIDField.to_representation and field.uuid_format == "hex_verbose":
+        return str
+    if method is serializers.JSONField.to_representation and not field.binary:
+        return None
+    if (
+        method is serializers.DateTimeField.to_representation
+        and _iso(getattr(field, "format", api_settings.DATETIME_FORMAT))
+        and not hasattr(field, "timezone")
+    ):
+        return _timestamp_writer(field, field.default_timezone())
+    if method is serializers.DateField.to_representation and _iso(
+        getattr(field, "format", api_settings.DATE_FORMAT)
+    ):
+        return lambda value: (
+            value.isoformat() if type(value) is date else field.to_representation(value)
+        )
+    return field.to_representation
+
+
+def _iso(output_format: Any) -> bool:
+    return isinstance(output_format, str) and output_format.lower() == ISO_8601
+
+
+def _timestamp_writer(field: serializers.DateTimeField, zone: Any) -> Callable[[Any], Any]:
+    """DRF's DateTimeField output of an aware datetime, the field's time zone looked up once
+    (DRF looks it up for every value): ISO 8601 in that zone, UTC written as Z."""
+    if zone is None:
+        return field.to_representation
+
+    def write(value: Any) -> Any:
+        if type(value) is not datetime or value.utcoffset() is None:
+            return field.to_representation(value)  # text, or naive: DRF's own handling
+        try:
+            text = value.astimezone(zone).isoformat()
+        except OverflowError:
+            return field.to_representation(value)
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return write
 
 
 def _column_of(field: serializers.Field, model: type[models.Model]) -> tuple[str | None, bool]:
