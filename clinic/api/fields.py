@@ -253,6 +253,17 @@ def _writer(field: serializers.Field) -> Callable[[Any], Any] | None:
     return field.to_representation
 
 
+def value_writer(field: serializers.Field) -> Callable[[Any], Any]:
+    """What writes a (not None) value as `field.to_representation` does, for a view that writes
+    many values of one field without a serializer per object (availability's slots)."""
+    write = _writer(field)
+    return write if write is not None else _as_it_is
+
+
+def _as_it_is(value: Any) -> Any:
+    return value
+
+
 def _iso(output_format: Any) -> bool:
     return isinstance(output_format, str) and output_format.lower() == ISO_8601
 

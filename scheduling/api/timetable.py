@@ -32,6 +32,7 @@ from clinic.api.fields import (
     ModelSerializer,
     Serializer,
     URLField,
+    value_writer,
 )
 from clinic.api.permissions import ADMIN, ALL_ROLES, CLINICAL_STAFF
 from clinic.api.problems import PROBLEM_CONTENT_TYPE, ProblemSerializer
@@ -252,9 +253,9 @@ class AvailabilityView(ClinicAPIView):
             step_minutes=params["step_minutes"],
             now=timezone.now(),
         )
-        # AvailabilitySerializer's shape, each time written by its field: a serializer per slot
-        # cost more than finding the slots.
-        stamp = SlotSerializer().fields["starts_at"].to_representation
+        # AvailabilitySerializer's shape, each time written as its field writes it: a serializer
+        # per slot cost more than finding the slots.
+        stamp = value_writer(SlotSerializer().fields["starts_at"])
         return Response({"slots": [{"starts_at": stamp(s), "ends_at": stamp(e)} for s, e in found]})
 
 

@@ -3,6 +3,7 @@
 field, whatever the values (None, no microseconds, another time zone in force)."""
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +12,7 @@ from rest_framework import serializers
 
 from clinic import audit
 from clinic.api.audit_views import AuditEventSerializer
-from clinic.api.fields import ModelSerializer
+from clinic.api.fields import DateTimeField, ModelSerializer, value_writer
 from clinic.models import AuditEvent
 from patients.api.serializers import PatientSerializer
 from scheduling.api.serializers import SeriesSerializer, SessionSerializer
@@ -117,3 +118,18 @@ def test_a_naive_timestamp_is_left_to_drf():
     naive = datetime(2026, 12, 3, 10, 0)  # noqa: DTZ001 - the case under test
     lot = TipLot(received_at=naive, expires_on=date(2027, 1, 31))
     assert dict(Stamps(lot).data) == drf(Stamps(), lot)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_a_value_writer_writes_as_its_field_does(zone):
+    at = datetime(2026, 12, 3, 10, 0, 0, 5, tzinfo=UTC)
+    cases = [
+        (DateTimeField(), at),
+        (serializers.DateTimeField(format="%H:%M"), at),
+        (serializers.CharField(), "x"),
+        (serializers.JSONField(), {"a": [1]}),
+        (serializers.DecimalField(max_digits=3, decimal_places=2), Decimal("1.5")),
+    ]
+    with timezone.override(zone):
+        for field, value in cases:
+            assert value_writer(field)(value) == field.to_representation(value), field
