@@ -189,7 +189,13 @@ class FieldTemplateMixin:
         primary-key relation answers the column itself; those are read so, and written by the
         field's own to_representation or, for DRF's plain kinds, by what that method does
         (`_writer`), every other field as DRF reads it. Same values, same order
-        (tests/clinic/test_read_plan.py)."""
+        (tests/clinic/test_read_plan.py).
+
+        A ModelSerializer also takes a row of its model as `.values(*serializer.columns())`
+        reads it (a dict by column), for a read-only list that need not make an instance per
+        row: written the same way."""
+        if isinstance(instance, dict) and isinstance(self, serializers.ModelSerializer):
+            return self._row_representation(instance)
         if not isinstance(instance, models.Model):
             return super().to_representation(instance)  # type: ignore[misc]
         ret: dict[str, Any] = {}
@@ -204,6 +210,22 @@ class FieldTemplateMixin:
                 continue
             check_for_none = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
             ret[name] = None if check_for_none is None else field.to_representation(attribute)
+        return ret
+
+    def columns(self) -> list[str]:
+        """The model's columns this serializer's fields read, for `.values(*columns)`; every
+        readable field must read one (else a row cannot show it)."""
+        plan = self._read_plan(self.Meta.model)  # type: ignore[attr-defined]
+        missing = [name for _field, name, column, _write in plan if column is None]
+        if missing:
+            raise TypeError(f"{type(self).__name__}: {missing} read no column of the model")
+        return [column for _field, _name, column, _write in plan]
+
+    def _row_representation(self, row: dict[str, Any]) -> dict[str, Any]:
+        ret: dict[str, Any] = {}
+        for _field, name, column, write in self._read_plan(self.Meta.model):  # type: ignore[attr-defined]
+            value = row[column]
+            ret[name] = value if write is None or value is None else write(value)
         return ret
 
     def _read_plan(self, model: type[models.Model]) -> list[tuple[Any, str, str | None, Any]]:

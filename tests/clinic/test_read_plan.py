@@ -133,3 +133,20 @@ def test_a_value_writer_writes_as_its_field_does(zone):
     with timezone.override(zone):
         for field, value in cases:
             assert value_writer(field)(value) == field.to_representation(value), field
+
+
+def test_a_row_of_columns_is_written_as_its_instance(admin):
+    audit.record(actor=admin, action="patient.read", object_type="patient", object_id="x")
+    audit.record(actor=None, action="system.tick", clinic_id=admin.clinic_id, detail={"n": 1})
+    columns = AuditEventSerializer().columns()
+    events = AuditEvent.objects.filter(clinic_id=admin.clinic_id).order_by("at")
+    rows = list(events.values(*columns))
+    assert len(rows) >= 2
+    assert (
+        AuditEventSerializer(rows, many=True).data == AuditEventSerializer(events, many=True).data
+    )
+
+
+def test_a_serializer_with_a_computed_field_has_no_row_form():
+    with pytest.raises(TypeError, match="archived"):
+        PatientSerializer().columns()
