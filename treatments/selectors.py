@@ -10,42 +10,32 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.postgres.aggregates import JSONBAgg
-from django.db.models import JSONField, Model, OuterRef, QuerySet, Subquery
-from django.db.models.functions import JSONObject
+from django.db.models import JSONField, Model, OuterRef, QuerySet, Subquery, TextField
+from django.db.models.functions import Cast, JSONObject
 from django.db.models.query import ModelIterable
 
 from treatments.models import AftercarePlan, TreatmentAmendment, TreatmentDepth, TreatmentRecord
 
 
-def _rows_of(model: type[Model], *fields: str) -> Subquery:
+def _rows_of(model: type[Model], **fields: Any) -> Subquery:
     """The record's rows of `model` (its depths or amendments) as one JSON array, in the
-    model's ordering, each row an object of these fields: read with the record, in the same
-    SELECT, where prefetch_related would send a query per relation naming every record."""
+    model's ordering, each row an object of these fields (name: column or expression): read
+    with the record, in the same SELECT, where prefetch_related would send a query per
+    relation naming every record."""
     rows = (
         model._default_manager.filter(record_id=OuterRef("pk"))
         .order_by()
         .values("record_id")
-        .annotate(
-            rows=JSONBAgg(
-                JSONObject(**{name: name for name in fields}), order_by=model._meta.ordering
-            )
-        )
+        .annotate(rows=JSONBAgg(JSONObject(**fields), order_by=model._meta.ordering))
         .values("rows")
     )
     return Subquery(rows, output_field=JSONField())
 
 
-_DEPTH_FIELDS = ("id", "area", "depth_mm")
-_AMENDMENT_FIELDS = ("id", "amended_by_id", "amended_at", "reason", "changes")
-
-
-def _depth(db: str, record_id: UUID, row: dict[str, Any]) -> TreatmentDepth:
-    # numeric(3, 2) travels as a JSON number (1.5 for 1.50): quantized back to the column's scale.
-    return TreatmentDepth.from_db(
-        db,
-        ["id", "record_id", "area", "depth_mm"],
-        [row["id"], record_id, row["area"], Decimal(str(row["depth_mm"])).quantize(_CENTS)],
-    )
+# A depth as the API writes it: the area and the depth's text, numeric(3, 2) as stored ("1.50").
+_DEPTH_FIELDS = {"area": "area", "depth_mm": Cast("depth_mm", TextField())}
+_AMENDMENT_FIELDS = {name: name for name in ("id", "amended_by_id", "amended_at", "reason")}
+_AMENDMENT_FIELDS["changes"] = "changes"
 
 
 def _amendment(db: str, record_id: UUID, row: dict[str, Any]) -> TreatmentAmendment:
@@ -64,41 +54,47 @@ def _amendment(db: str, record_id: UUID, row: dict[str, Any]) -> TreatmentAmendm
     )
 
 
-_CENTS = Decimal("0.01")
-
-
 class _RecordIterable(ModelIterable):
-    """Records as the ORM makes them, each with its depths and amendments in place of a
-    prefetch (`record.depths.all()` answers them without a query), from the two JSON arrays
-    read with it."""
+    """Records as the ORM makes them, each with its depths (`record.depth_rows`, see
+    `depth_rows`) and its amendments in place of a prefetch (`record.amendments.all()` answers
+    them without a query), from the two JSON arrays read with it."""
 
     def __iter__(self) -> Iterator[TreatmentRecord]:
         db = self.queryset.db
         for record in super().__iter__():
-            depths = record.__dict__.pop("depth_rows", None) or []
+            fields = record.__dict__
+            fields["depth_rows"] = fields.get("depth_rows") or []
             amendments = record.__dict__.pop("amendment_rows", None) or []
-            _attach(record, "depths", [_depth(db, record.id, row) for row in depths])
             _attach(record, "amendments", [_amendment(db, record.id, row) for row in amendments])
             yield record
 
 
 def _attach(record: TreatmentRecord, name: str, rows: list[Model]) -> None:
     """`record.<name>.all()` answers these rows, as after prefetch_related(name)."""
-    related: Any = QuerySet(model=_RELATED[name])  # the ORM's own prefetch attributes below
+    related: Any = QuerySet(model=TreatmentAmendment)  # the ORM's own prefetch attributes below
     related._result_cache = rows
     related._prefetch_done = True
     cache = record.__dict__.setdefault("_prefetched_objects_cache", {})
     cache[name] = related
 
 
-_RELATED: dict[str, type[Model]] = {"depths": TreatmentDepth, "amendments": TreatmentAmendment}
+def depth_rows(record: TreatmentRecord) -> list[dict[str, str]]:
+    """The record's depths as written (its original ones, in the order written), each as the
+    API shows it: {"area": ..., "depth_mm": "1.50"}. Read with the record by
+    `treatment_records()` (no model instance per depth), set by `as_written`, else read."""
+    rows = record.__dict__.get("depth_rows")
+    if rows is None:
+        rows = record.__dict__["depth_rows"] = [
+            {"area": d.area, "depth_mm": f"{d.depth_mm:.2f}"} for d in record.depths.order_by("id")
+        ]
+    return rows
 
 
 def treatment_records() -> QuerySet[TreatmentRecord]:
     """Records with their depths and amendments, in one query however many."""
     records = TreatmentRecord.objects.annotate(
-        depth_rows=_rows_of(TreatmentDepth, *_DEPTH_FIELDS),
-        amendment_rows=_rows_of(TreatmentAmendment, *_AMENDMENT_FIELDS),
+        depth_rows=_rows_of(TreatmentDepth, **_DEPTH_FIELDS),
+        amendment_rows=_rows_of(TreatmentAmendment, **_AMENDMENT_FIELDS),
     )
     records._iterable_class = _RecordIterable
     return records
@@ -107,13 +103,11 @@ def treatment_records() -> QuerySet[TreatmentRecord]:
 def as_written(record: TreatmentRecord, depths: list[tuple[str, Decimal]]) -> TreatmentRecord:
     """A record just written with these depths (in the order written, which is their id
     order) and no amendment yet, as `treatment_records()` would read it back, without reading
-    it: for the answer to the request that wrote it (its related managers then show what was
-    written, not what is stored later)."""
-    _attach(
-        record,
-        "depths",
-        [TreatmentDepth(record=record, area=area, depth_mm=depth) for area, depth in depths],
-    )
+    it: for the answer to the request that wrote it (it then shows what was written, not
+    what is stored later)."""
+    record.__dict__["depth_rows"] = [
+        {"area": area, "depth_mm": f"{depth:.2f}"} for area, depth in depths
+    ]
     _attach(record, "amendments", [])
     return record
 
@@ -151,7 +145,7 @@ class CurrentValues:
 def current_values(record: TreatmentRecord) -> CurrentValues:
     """The record as it stands after its amendments (oldest first, as `treatment_records()`
     prefetches them: no query when prefetched)."""
-    depths = tuple((d.area, d.depth_mm) for d in record.depths.all())
+    depths = tuple((row["area"], Decimal(row["depth_mm"])) for row in depth_rows(record))
     notes, override = record.notes, record.depth_override_reason
     amendments = sorted(record.amendments.all(), key=lambda a: (a.amended_at, a.id))
     for amendment in amendments:

@@ -14,6 +14,7 @@ from tests.factories.scheduling import starts_today
 from tests.factories.treatments import TipLotFactory
 from tests.treatments.conftest import treatment_body
 from treatments import rules
+from treatments.api.serializers import TreatmentRecordSerializer
 from treatments.models import AftercareTemplate, TipLot, TreatmentRecord
 
 
@@ -261,3 +262,14 @@ def test_bad_depths_are_refused_before_eligibility(provider, make_session, lot, 
     bad = [{"area": "cheeks", "depth_mm": "3.00"}]
     response = api(provider).post(url(session), treatment_body(lot, depths=bad))
     assert (response.status_code, response.json()["code"]) == (400, "invalid")
+
+
+@pytest.mark.django_db
+def test_a_records_depths_read_alone_are_those_read_with_it(provider, session, lot, api):
+    """Depths come with the record (treatments.selectors.treatment_records); a record read
+    without them has them read, the same."""
+    written = api(provider).post(url(session), treatment_body(lot)).json()
+    read = api(provider).get(url(session)).json()
+    alone = TreatmentRecordSerializer(TreatmentRecord.objects.get()).data
+    assert written["depths"] == read["depths"] == alone["depths"]
+    assert all(len(d["depth_mm"].split(".")[1]) == 2 for d in read["depths"])

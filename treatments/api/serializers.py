@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -19,7 +20,7 @@ from clinic.api.fields import (
 )
 from clinic.models import Handpiece
 from patients.rules import WARNING_CODES
-from treatments import gs1, rules
+from treatments import gs1, rules, selectors
 from treatments.models import (
     AftercareTemplate,
     RecallNotice,
@@ -206,8 +207,20 @@ class AmendmentSerializer(ModelSerializer):
         fields = ["id", "amended_at", "amended_by", "reason", "changes"]
 
 
+@extend_schema_field(DepthSerializer(many=True))
+class DepthRowsField(serializers.Field):
+    """A record's depths as `treatments.selectors.depth_rows` has them, already in
+    DepthSerializer's shape (no serializer per depth)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, record: TreatmentRecord) -> list[dict[str, str]]:
+        return selectors.depth_rows(record)
+
+
 class TreatmentRecordSerializer(ModelSerializer):
-    depths = DepthSerializer(many=True, read_only=True)
+    depths = DepthRowsField()
     amendments = AmendmentSerializer(many=True, read_only=True)
 
     class Meta:
