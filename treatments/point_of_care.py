@@ -19,9 +19,9 @@ from patients.models import Screening
 from scheduling import rules as scheduling_rules
 from scheduling.errors import IntervalTooShort
 from scheduling.models import Series, Session
-from treatments import rules
+from treatments import rules, selectors
 from treatments.errors import AttestationRequired, ConsentRequired, WarningsNotAcknowledged
-from treatments.models import Consent, ConsentForm, TreatmentRecord
+from treatments.models import Consent, ConsentForm
 
 
 def check_attestation(clinic: Clinic, session: Session) -> None:
@@ -34,9 +34,7 @@ def check_interval(clinic: Clinic, series: Series, performed_on: date) -> None:
     """The series' minimum interval between actual treatment days, as between booked ones:
     sessions booked weeks apart but treated days apart would defeat it. The caller holds the
     series' lock, so of two racing treatments of one series the second sees the first."""
-    treated = TreatmentRecord.objects.filter(session__series_id=series.pk).values_list(
-        "performed_at", flat=True
-    )
+    treated = selectors.treated_at(series.pk)
     close = scheduling_rules.too_close(
         performed_on, [clinic.local_date(at) for at in treated], clinic.min_interval_days
     )

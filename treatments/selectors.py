@@ -14,7 +14,14 @@ from django.db.models import JSONField, Model, OuterRef, QuerySet, Subquery, Tex
 from django.db.models.functions import Cast, JSONObject
 from django.db.models.query import ModelIterable
 
-from treatments.models import AftercarePlan, TreatmentAmendment, TreatmentDepth, TreatmentRecord
+from clinic.plain_sql import CompiledQuery
+from treatments.models import (
+    AftercarePlan,
+    AftercareTemplate,
+    TreatmentAmendment,
+    TreatmentDepth,
+    TreatmentRecord,
+)
 
 
 def _rows_of(model: type[Model], **fields: Any) -> Subquery:
@@ -118,6 +125,37 @@ def record_of_session(clinic_id: UUID, session_id: UUID) -> TreatmentRecord | No
 
 def lot_usage(clinic_id: UUID, lot_id: UUID) -> QuerySet[TreatmentRecord]:
     return treatment_records().filter(clinic_id=clinic_id, tip_lot_id=lot_id)
+
+
+# Read by every treatment, with the same shape each time: compiled once (clinic.plain_sql).
+_RECORD_OF_SESSION = CompiledQuery(
+    lambda *, session_id: TreatmentRecord.objects.filter(session_id=session_id).values_list("pk")[
+        :1
+    ]
+)
+_TREATED_AT = CompiledQuery(
+    lambda *, series_id: TreatmentRecord.objects.filter(session__series_id=series_id).values_list(
+        "performed_at"
+    )
+)
+_DEFAULT_AFTERCARE = CompiledQuery(
+    lambda *, clinic_id: AftercareTemplate.objects.filter(
+        clinic_id=clinic_id, is_default=True
+    ).order_by("pk")[:1]
+)
+
+
+def session_has_record(session_id: UUID) -> bool:
+    return bool(_RECORD_OF_SESSION.rows(session_id=session_id))
+
+
+def treated_at(series_id: UUID) -> list[datetime]:
+    """When each of the series' sessions was treated (its records' performed_at)."""
+    return [at for (at,) in _TREATED_AT.rows(series_id=series_id)]
+
+
+def default_aftercare_template(clinic_id: UUID) -> AftercareTemplate | None:
+    return _DEFAULT_AFTERCARE.first(clinic_id=clinic_id)  # type: ignore[return-value]
 
 
 def aftercare_of_session(clinic_id: UUID, session_id: UUID) -> AftercarePlan | None:

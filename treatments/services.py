@@ -242,7 +242,7 @@ def _take_one_cartridge(lot: TipLot) -> None:
 
 
 def _snapshot_aftercare(record: TreatmentRecord) -> AftercarePlan:
-    template = AftercareTemplate.objects.filter(clinic_id=record.clinic_id, is_default=True).first()
+    template = selectors.default_aftercare_template(record.clinic_id)
     steps = template.steps if template else [dict(s) for s in rules.DEFAULT_AFTERCARE_STEPS]
     return AftercarePlan.objects.create(
         clinic_id=record.clinic_id,
@@ -337,7 +337,7 @@ def _record_treatment(
     session.patient = patient
     series = lock_series(session.series_id, patient=patient)
     clinic = session.clinic
-    if TreatmentRecord.objects.filter(session=session).exists():
+    if selectors.session_has_record(session.pk):
         raise SessionAlreadyRecorded()
     # Asked up front (complete_session decides it again, atomically) so a session not in the
     # chair is told so before any eligibility or lot answer.
