@@ -165,12 +165,16 @@ _DETAIL = AuditEvent._meta.get_field("detail")
 def _insert_statement(varying: tuple[str, ...]) -> str:
     """One INSERT of any number of events: each column in `varying` given as an array (one
     element per event, in the order they are chained in), each other one as a single value
-    that every event shares (`id` left out of both: PostgreSQL draws one per event).
+    that every event shares (`id` left out of both: PostgreSQL draws one per event). A shared
+    `at` is the first event's moment, each later one a microsecond after the one before: every
+    event keeps a moment of its own, in chain order, as when each was stamped on its own (the
+    audit list pages on `at`, and a run of equal moments longer than a page would break its
+    cursor).
 
-    Its text is the same for every number of events, so psycopg parses it once, and the values
-    travel as a few arrays where a VALUES list would bind twelve parameters per event: a
-    hundred-row page's read events cost about a tenth of that INSERT's Python
-    (docs/benchmarks.md)."""
+    Its text is the same for every number of events, so psycopg converts it once (its cache of
+    query texts; a VALUES list of twelve placeholders per event is split and quoted anew on
+    every call), and the values travel as a few arrays: a hundred-row page's read events cost
+    about a tenth of that INSERT's Python (docs/benchmarks.md)."""
     columns = ", ".join(_COLUMNS)
     arrays = ", ".join(f"%({name})s::{_COLUMNS[name]}[]" for name in varying)
     values = ", ".join(
@@ -178,6 +182,8 @@ def _insert_statement(varying: tuple[str, ...]) -> str:
         if name in varying
         else "gen_random_uuid()"
         if name == "id"
+        else "%(at)s::timestamptz + (e.written - 1) * interval '1 microsecond'"
+        if name == "at"
         else f"%({name})s::{_COLUMNS[name]}"
         for name in _COLUMNS
     )
@@ -186,6 +192,11 @@ def _insert_statement(varying: tuple[str, ...]) -> str:
         f" FROM unnest({arrays}) WITH ORDINALITY AS e({', '.join(varying)}, written)"
         " ORDER BY e.written"
     )
+
+
+def _as_text(value: Any) -> str | None:
+    # An array is of one type: a UUID and an id given as text side by side both go as text.
+    return None if value is None else str(value)
 
 
 def _write(alias: str, varying: dict[str, list[Any]], shared: dict[str, Any]) -> None:
@@ -213,7 +224,7 @@ def _insert(events: Sequence[AuditEvent]) -> None:
             ),
             strict=True,
         ):  # fmt: skip
-            columns[name].append(value)
+            columns[name].append(_as_text(value) if _COLUMNS[name] == "uuid" else value)
     _write(alias, columns, {})
     for e in events:
         e._state.adding, e._state.db = False, alias
@@ -278,12 +289,12 @@ def record_reads(
     (and chained at commit in the order given).
 
     `objects` yields (object_id, patient_id) pairs. The events are one read's: they share
-    everything but the object and its patient (the same moment included), so only those two
-    travel per event."""
+    everything but the object and its patient (their moments a microsecond apart, in order),
+    so only those two travel per event."""
     object_ids, patient_ids = [], []
     for object_id, patient_id in objects:
         object_ids.append("" if object_id is None else str(object_id))
-        patient_ids.append(patient_id)
+        patient_ids.append(_as_text(patient_id))
     if not object_ids:
         return
     alias = router.db_for_write(AuditEvent)

@@ -202,6 +202,28 @@ def test_cursor_pagination_walks_every_event_once_newest_first(api, auditor, adm
 
 
 @pytest.mark.django_db
+def test_the_cursor_walks_one_large_read_both_ways(api, auditor, admin):
+    """A read of more objects than a page leaves that many events at once: each has a moment
+    of its own, so the cursor (on `at`) pages them forward and back alike."""
+    audit.record_reads(
+        actor=admin,
+        action="patient.list",
+        object_type="patient",
+        objects=[(f"p{n}", None) for n in range(130)],
+    )
+    client = api(auditor)
+    pages = [client.get(URL, {"page_size": 50, "action": "patient.list"}).json()]
+    while pages[-1]["next"]:
+        pages.append(client.get(pages[-1]["next"]).json())
+    forward = [[e["object_id"] for e in page["results"]] for page in pages]
+    assert [len(page) for page in forward] == [50, 50, 30]
+    assert [oid for page in forward for oid in page] == [f"p{n}" for n in reversed(range(130))]
+    back = [client.get(pages[2]["previous"]).json()]
+    back.append(client.get(back[0]["previous"]).json())
+    assert [[e["object_id"] for e in page["results"]] for page in back] == forward[1::-1]
+
+
+@pytest.mark.django_db
 def test_page_size_is_clamped_to_200(api, auditor, admin):
     audit.record_reads(
         actor=admin,

@@ -2,7 +2,7 @@
 every column the model has, as the ORM would have written it, in the order given."""
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -78,7 +78,10 @@ def test_a_page_of_reads_is_one_insert_in_the_order_read(admin):
     } == {(admin.clinic_id, admin.id, admin.username, "patient", AuditOutcome.SUCCESS)}
     assert len({e.id for e in written}) == len(objects)
     assert [e.detail for e in written] == [{}] * len(objects)
-    assert len({e.at for e in written}) == 1  # one read, one moment
+    # Each its own moment, in the order read (the audit list's cursor pages on it).
+    moments = [e.at for e in written]
+    assert moments == sorted(moments) and len(set(moments)) == len(objects)
+    assert moments[-1] - moments[0] == timedelta(microseconds=len(objects) - 1)
 
 
 def test_a_read_of_objects_without_a_patient_writes_null_patients(admin):
@@ -174,3 +177,15 @@ def test_a_failed_inner_block_drops_only_its_own_events(admin):
 def test_a_batch_outside_a_transaction_is_refused(admin):
     with pytest.raises(RuntimeError, match="inside the transaction"), audit.batched():
         pass
+
+
+def test_ids_given_as_uuids_or_as_text_are_written_alike(admin):
+    patient = uuid.uuid4()
+    audit.record_reads(
+        actor=admin,
+        action="patient.read",
+        object_type="patient",
+        objects=[(1, patient), (2, str(patient)), (3, None)],
+    )
+    written = written_order(action="patient.read")
+    assert [e.patient_id for e in written] == [patient, patient, None]
