@@ -163,18 +163,12 @@ _DETAIL = AuditEvent._meta.get_field("detail")
 
 @functools.cache
 def _insert_statement(varying: tuple[str, ...]) -> str:
-    """One INSERT of any number of events: each column in `varying` given as an array (one
-    element per event, in the order they are chained in), each other one as a single value
-    that every event shares (`id` left out of both: PostgreSQL draws one per event). A shared
-    `at` is the first event's moment, each later one a microsecond after the one before: every
-    event keeps a moment of its own, in chain order, as when each was stamped on its own (the
-    audit list pages on `at`, and a run of equal moments longer than a page would break its
-    cursor).
-
-    Its text is the same for every number of events, so psycopg converts it once (its cache of
-    query texts; a VALUES list of twelve placeholders per event is split and quoted anew on
-    every call), and the values travel as a few arrays: a hundred-row page's read events cost
-    about a tenth of that INSERT's Python (docs/benchmarks.md)."""
+    """One INSERT of any number of events: a column in `varying` as an array (an element per
+    event, in chain order), any other as one value they share (`id` in neither: drawn by
+    PostgreSQL). A shared `at` is the first event's, each next one a microsecond later: each
+    event keeps its own moment, in chain order (the audit list's cursor pages on `at`).
+    One text for any number of events, which psycopg converts once (a VALUES list is split
+    and quoted on every call): a page's read events cost a tenth of that INSERT's Python."""
     columns = ", ".join(_COLUMNS)
     arrays = ", ".join(f"%({name})s::{_COLUMNS[name]}[]" for name in varying)
     values = ", ".join(
@@ -200,9 +194,8 @@ def _as_text(value: Any) -> str | None:
 
 
 def _write(alias: str, varying: dict[str, list[Any]], shared: dict[str, Any]) -> None:
-    """Plain SQL: the ORM's save and bulk_create cost more Python than the round trip itself on
-    every audited request (docs/benchmarks.md). The write goes where the router sends writes
-    (which also tells a read-replica request that it has written)."""
+    """Plain SQL (the ORM's save costs more Python than the round trip), where the router sends
+    writes (which tells a read-replica request that it has written)."""
     with connections[alias].cursor() as cursor:
         cursor.execute(_insert_statement(tuple(varying)), {**varying, **shared})
 

@@ -89,6 +89,7 @@ def subclasses(cls: type) -> list[type]:
 def test_every_api_filterset_is_made_once_per_class():
     """Each filterset builds on clinic.api.fields.FilterSet (no per-request deep copies)."""
     from django_filters import FilterSet as DjangoFilterSet
+    from django_filters.filters import QuerySetRequestMixin
 
     import clinic.urls  # noqa: F401 (every view, and with them every filterset)
     from clinic.api.fields import FilterSet
@@ -96,3 +97,11 @@ def test_every_api_filterset_is_made_once_per_class():
     ours = [cls for cls in subclasses(DjangoFilterSet) if cls.__module__.split(".")[0] in APPS]
     assert len(ours) >= 9
     assert [cls for cls in ours if not issubclass(cls, FilterSet)] == []
+    # Its form class is built once per class: no filter may build its choices per request.
+    per_request = [
+        (cls.__name__, name)
+        for cls in ours
+        for name, filter_ in cls.base_filters.items()
+        if isinstance(filter_, QuerySetRequestMixin) and callable(filter_.queryset)
+    ]
+    assert per_request == []

@@ -77,8 +77,12 @@ class _RecordIterable(ModelIterable):
 
 
 def _attach(record: TreatmentRecord, name: str, rows: list[Model]) -> None:
-    """`record.<name>.all()` answers these rows, as after prefetch_related(name)."""
-    related: Any = QuerySet(model=TreatmentAmendment)  # the ORM's own prefetch attributes below
+    """`record.<name>.all()` answers these rows, as after prefetch_related(name); a query made
+    from it (filter, order_by, values, ...) reads the record's own rows, as a related
+    manager's queryset does (its filter applied only then, as Django's related managers do)."""
+    related: Any = QuerySet(model=TreatmentAmendment)  # the ORM's own attributes below
+    # The filter `filter()` would defer (QuerySet.query applies it when a query is made).
+    related._deferred_filter = (False, (), {"record_id": record.pk})
     related._result_cache = rows
     related._prefetch_done = True
     cache = record.__dict__.setdefault("_prefetched_objects_cache", {})

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from clinic import audit
 from clinic.api.base import ClinicScopedViewSet
-from clinic.api.fields import DateOrDateTimeFilter, FilterSet, ModelSerializer, UUIDField
+from clinic.api.fields import ROWS, DateOrDateTimeFilter, FilterSet, ModelSerializer, UUIDField
 from clinic.api.pagination import CursorPagination
 from clinic.api.permissions import AUDIT_READERS
 from clinic.models import AuditEvent, AuditOutcome
@@ -111,4 +111,7 @@ class AuditEventViewSet(mixins.ListModelMixin, ClinicScopedViewSet):
                 "count": len(page),
             },
         )
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        rows = self.get_serializer(
+            page, many=True, context={**self.get_serializer_context(), ROWS: True}
+        )
+        return self.get_paginated_response(rows.data)

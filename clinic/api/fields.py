@@ -157,6 +157,10 @@ def _copy_field(field: serializers.Field) -> serializers.Field:
     return fresh
 
 
+# Context key: the serializer is given rows read as `.values(*serializer.columns())`.
+ROWS = "rows_of_columns"
+
+
 class FieldTemplateMixin:
     """Fields built once per serializer class, copied for each instance.
 
@@ -191,10 +195,11 @@ class FieldTemplateMixin:
         (`_writer`), every other field as DRF reads it. Same values, same order
         (tests/clinic/test_read_plan.py).
 
-        A ModelSerializer also takes a row of its model as `.values(*serializer.columns())`
-        reads it (a dict by column), for a read-only list that need not make an instance per
-        row: written the same way."""
-        if isinstance(instance, dict) and isinstance(self, serializers.ModelSerializer):
+        A ModelSerializer also takes rows of its model as `.values(*serializer.columns())`
+        reads them (dicts by column), for a read-only list that need not make an instance per
+        row, when its context says so (`ROWS`): written the same way. Any other dict (DRF's
+        validated data, say) is read as DRF reads it."""
+        if isinstance(instance, dict) and self.context.get(ROWS):
             return self._row_representation(instance)
         if not isinstance(instance, models.Model):
             return super().to_representation(instance)  # type: ignore[misc]

@@ -13,7 +13,7 @@ from tests.factories import HandpieceFactory, ScreeningFactory, UserFactory
 from tests.factories.scheduling import starts_today
 from tests.factories.treatments import TipLotFactory
 from tests.treatments.conftest import treatment_body
-from treatments import rules
+from treatments import rules, selectors
 from treatments.api.serializers import TreatmentRecordSerializer
 from treatments.models import AftercareTemplate, TipLot, TreatmentRecord
 
@@ -273,3 +273,18 @@ def test_a_records_depths_read_alone_are_those_read_with_it(provider, session, l
     alone = TreatmentRecordSerializer(TreatmentRecord.objects.get()).data
     assert written["depths"] == read["depths"] == alone["depths"]
     assert all(len(d["depth_mm"].split(".")[1]) == 2 for d in read["depths"])
+
+
+@pytest.mark.django_db
+def test_a_query_made_from_a_records_amendments_is_still_the_records(provider, session, lot, api):
+    """Amendments come with the record (in place of a prefetch); a new query made from them
+    reads the record's own, as a related manager's would."""
+    client = api(provider)
+    client.post(url(session), treatment_body(lot))
+    client.post(f"{url(session)}amendments/", {"reason": "Typo", "notes": "Fixed."})
+    record = selectors.record_of_session(session.clinic_id, session.id)
+    assert [a.reason for a in record.amendments.all()] == ["Typo"]
+    derived = record.amendments.order_by("-amended_at")
+    sql = str(derived.query)
+    assert "record_id" in sql and (str(record.id) in sql or record.id.hex in sql)
+    assert derived.filter(reason="Typo").count() == 1
