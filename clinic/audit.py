@@ -162,13 +162,14 @@ _DETAIL = AuditEvent._meta.get_field("detail")
 
 
 @functools.cache
-def _insert_statement(varying: tuple[str, ...]) -> str:
+def insert_statement(varying: tuple[str, ...]) -> str:
     """One INSERT of any number of events: a column in `varying` as an array (an element per
     event, in chain order), any other as one value they share (`id` in neither: drawn by
     PostgreSQL). A shared `at` is the first event's, each next one a microsecond later: each
     event keeps its own moment, in chain order (the audit list's cursor pages on `at`).
     One text for any number of events, which psycopg converts once (a VALUES list is split
-    and quoted on every call): a page's read events cost a tenth of that INSERT's Python."""
+    and quoted on every call): a page's read events cost a tenth of that INSERT's Python.
+    The benchmark's floor writes its audit rows with it too (benchmarks/scale/floor.py)."""
     columns = ", ".join(_COLUMNS)
     arrays = ", ".join(f"%({name})s::{_COLUMNS[name]}[]" for name in varying)
     values = ", ".join(
@@ -197,7 +198,21 @@ def _write(alias: str, varying: dict[str, list[Any]], shared: dict[str, Any]) ->
     """Plain SQL (the ORM's save costs more Python than the round trip), where the router sends
     writes (which tells a read-replica request that it has written)."""
     with connections[alias].cursor() as cursor:
-        cursor.execute(_insert_statement(tuple(varying)), {**varying, **shared})
+        cursor.execute(insert_statement(tuple(varying)), {**varying, **shared})
+
+
+def _values(event: AuditEvent, db: Any) -> dict[str, Any]:
+    """The event's columns as the INSERT takes them: the detail as the model's field writes it,
+    ids as text (an array is of one type: a UUID and an id given as text side by side)."""
+    e = event
+    values = (
+        e.id, e.clinic_id, e.at, e.actor_id, e.actor_label, e.action, e.object_type, e.object_id,
+        e.patient_id, e.request_id, e.outcome, _DETAIL.get_db_prep_value(e.detail, db),
+    )  # fmt: skip
+    return {
+        name: _as_text(value) if kind == "uuid" else value
+        for (name, kind), value in zip(_COLUMNS.items(), values, strict=True)
+    }
 
 
 def _insert(events: Sequence[AuditEvent]) -> None:
@@ -205,20 +220,8 @@ def _insert(events: Sequence[AuditEvent]) -> None:
     if not events:
         return
     alias = router.db_for_write(AuditEvent)
-    db = connections[alias]
-    columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
-    for e in events:
-        for name, value in zip(
-            _COLUMNS,
-            (
-                e.id, e.clinic_id, e.at, e.actor_id, e.actor_label, e.action, e.object_type,
-                e.object_id, e.patient_id, e.request_id, e.outcome,
-                _DETAIL.get_db_prep_value(e.detail, db),  # as the model's field writes it
-            ),
-            strict=True,
-        ):  # fmt: skip
-            columns[name].append(_as_text(value) if _COLUMNS[name] == "uuid" else value)
-    _write(alias, columns, {})
+    rows = [_values(e, connections[alias]) for e in events]
+    _write(alias, {name: [row[name] for row in rows] for name in _COLUMNS}, {})
     for e in events:
         e._state.adding, e._state.db = False, alias
 
@@ -284,26 +287,22 @@ def record_reads(
     `objects` yields (object_id, patient_id) pairs. The events are one read's: they share
     everything but the object and its patient (their moments a microsecond apart, in order),
     so only those two travel per event."""
-    object_ids, patient_ids = [], []
-    for object_id, patient_id in objects:
-        object_ids.append("" if object_id is None else str(object_id))
-        patient_ids.append(_as_text(patient_id))
-    if not object_ids:
+    objects = list(objects)
+    if not objects:
         return
     alias = router.db_for_write(AuditEvent)
-    # What _event would give each of them.
-    shared = {
-        "clinic_id": actor.clinic_id,
-        "at": timezone.now(),
-        "actor_id": actor.id,
-        "actor_label": actor.username,
-        "action": action,
-        "object_type": object_type,
-        "request_id": (get_guid() or "")[:REQUEST_ID_MAX_LENGTH],
-        "outcome": AuditOutcome.SUCCESS,
-        "detail": _DETAIL.get_db_prep_value({}, connections[alias]),
-    }
-    _write(alias, {"object_id": object_ids, "patient_id": patient_ids}, shared)
+    # Every column but those two as _event gives them (the id is drawn per event).
+    shared = _values(
+        _event(actor=actor, action=action, clinic_id=actor.clinic_id, object_type=object_type),
+        connections[alias],
+    )
+    varying: dict[str, list[Any]] = {"object_id": [], "patient_id": []}
+    for object_id, patient_id in objects:
+        varying["object_id"].append("" if object_id is None else str(object_id))
+        varying["patient_id"].append(_as_text(patient_id))
+    for name in ("id", *varying):
+        del shared[name]
+    _write(alias, varying, shared)
 
 
 # --- Back-office (Django admin) logins -------------------------------------------------------

@@ -23,6 +23,8 @@ from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
+from clinic import audit
+
 
 class QueryCountMiddleware:
     """Every response says how many statements its request sent to PostgreSQL."""
@@ -84,50 +86,29 @@ def _selects(cursor, statements: list[str], substitute: dict[str, str] | None = 
     return results
 
 
-# The audit rows' columns as the floor writes them, with their types (id drawn by PostgreSQL).
-_AUDIT_TYPES = {
-    "clinic_id": "uuid",
-    "actor_id": "uuid",
-    "actor_label": "text",
-    "action": "text",
-    "object_type": "text",
-    "object_id": "text",
-    "patient_id": "uuid",
-    "detail": "jsonb",
-}
+# The columns of a captured audit row, in order (benchmarks/scale/dataset.capture).
+_CAPTURED = (
+    "clinic_id", "actor_id", "actor_label", "action", "object_type", "object_id", "patient_id",
+    "detail",
+)  # fmt: skip
 
 
 def _insert_audit(cursor, rows: list[list[Any]]) -> None:
-    """The audit rows in one INSERT: (clinic, actor, label, action, type, object, patient,
-    detail) each, the rows unnested from one array per column that differs between them and
-    one value per column they share (the cheapest one-statement form for psycopg, the one
-    clinic.audit writes with: a VALUES list binds twelve parameters per row)."""
+    """The audit rows in the API's own INSERT (clinic.audit.insert_statement): an array for
+    each column that differs between the rows (the object's id always), one value for each
+    column they share."""
     if not rows:
         return
-    columns = dict(zip(_AUDIT_TYPES, zip(*rows, strict=True), strict=True))
-    arrays = {name: values for name, values in columns.items() if len(set(map(str, values))) > 1}
-    params: dict[str, Any] = {"at": timezone.now()}
-    select = ["gen_random_uuid()", "%(at)s", "''", "'success'"]
-    for name, type_ in _AUDIT_TYPES.items():
-        values = columns[name]
-        if name == "detail":
-            values = tuple(json.dumps(value) for value in values)
-        if name in arrays:
-            params[name] = list(values)
-            select.append(f"e.{name}")
+    columns = dict(zip(_CAPTURED, zip(*rows, strict=True), strict=True))
+    columns["detail"] = tuple(json.dumps(detail) for detail in columns["detail"])
+    varying: dict[str, list[Any]] = {}
+    shared: dict[str, Any] = {"at": timezone.now(), "request_id": "", "outcome": "success"}
+    for name, values in columns.items():
+        if name == "object_id" or len(set(values)) > 1:
+            varying[name] = list(values)
         else:
-            params[name] = values[0]
-            select.append(f"%({name})s::{type_}")
-    unnest = ", ".join(
-        ["%(n)s::int[]"] + [f"%({name})s::{_AUDIT_TYPES[name]}[]" for name in arrays]
-    )
-    params["n"] = list(range(len(rows)))  # one element per row, even where no column differs
-    cursor.execute(
-        f"INSERT INTO clinic_auditevent (id, at, request_id, outcome, {', '.join(_AUDIT_TYPES)})"
-        f" SELECT {', '.join(select)} FROM unnest({unnest}) AS e({', '.join(['n', *arrays])})"
-        " ORDER BY e.n",
-        params,
-    )
+            shared[name] = values[0]
+    cursor.execute(audit.insert_statement(tuple(varying)), {**varying, **shared})
 
 
 def _read(target: dict[str, Any]) -> HttpResponse:
