@@ -440,31 +440,17 @@ class FilterSet(filters.FilterSet):
     django-filter deep-copies the class's filters for every request and builds a new form
     class from them (about a thousand Python calls per list request, docs/benchmarks.md). A
     filter's state is its constructor's arguments plus the model and filterset it is bound to
-    here, so each request binds shallow copies; and the form class only declares the filters'
-    form fields, which every form instance deep-copies anyway, so it is built once (a
-    filterset that changes its filters per request would need the deep copies back). Every
-    API filterset derives from this one (tests/test_architecture.py)."""
+    for the request, so the class's filters deep-copy as shallow copies (`_ShallowCopies`);
+    and the form class only declares the filters' form fields, which every form instance
+    deep-copies anyway, so it is built once (a filter whose choices depend on the request
+    would need both back: tests/test_architecture.py refuses one). Every API filterset
+    derives from this one (the same test)."""
 
-    def __init__(
-        self,
-        data: Any = None,
-        queryset: Any = None,
-        *,
-        request: Any = None,
-        prefix: str | None = None,
-    ) -> None:
-        # django-filter's own __init__ (BaseFilterSet), with copy.copy for copy.deepcopy.
-        if queryset is None:
-            queryset = self._meta.model._default_manager.all()
-        self.is_bound = data is not None
-        self.data = data or QueryDict()
-        self.queryset = queryset
-        self.request = request
-        self.form_prefix = prefix
-        self.filters = {name: _copy_filter(filter_) for name, filter_ in self.base_filters.items()}
-        for filter_ in self.filters.values():
-            filter_.model = queryset.model
-            filter_.parent = self
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        if not isinstance(cls.base_filters, _ShallowCopies):
+            cls.base_filters = _ShallowCopies(cls.base_filters)
+        super().__init__(*args, **kwargs)
 
     def get_form_class(self) -> type[forms.Form]:
         cls = type(self)
@@ -474,10 +460,16 @@ class FilterSet(filters.FilterSet):
         return form_class
 
 
-def _copy_filter(filter_: filters.Filter) -> filters.Filter:
-    fresh = copy.copy(filter_)
-    if isinstance(fresh.__dict__.get("filter"), FilterMethod):
-        # `method=`: the proxy that calls the filterset's method must name this copy (whose
-        # parent is this request's filterset), not the class's filter.
-        fresh.filter = FilterMethod(fresh)
-    return fresh
+class _ShallowCopies(dict):
+    """A filterset class's filters, which django-filter's __init__ copies for each request:
+    each copied shallowly (a `method=` filter's proxy rebound to its copy, whose parent is
+    the request's filterset)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, filters.Filter]:
+        copies = {}
+        for name, filter_ in self.items():
+            fresh = copy.copy(filter_)
+            if isinstance(fresh.__dict__.get("filter"), FilterMethod):
+                fresh.filter = FilterMethod(fresh)
+            copies[name] = fresh
+        return copies
