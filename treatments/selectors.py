@@ -41,8 +41,13 @@ def _rows_of(model: type[Model], **fields: Any) -> Subquery:
 
 # A depth as the API writes it: the area and the depth's text, numeric(3, 2) as stored ("1.50").
 _DEPTH_FIELDS = {"area": "area", "depth_mm": Cast("depth_mm", TextField())}
-_AMENDMENT_FIELDS = {name: name for name in ("id", "amended_by_id", "amended_at", "reason")}
-_AMENDMENT_FIELDS["changes"] = "changes"
+_AMENDMENT_FIELDS = {
+    name: name for name in ("id", "amended_by_id", "amended_at", "reason", "changes")
+}
+
+
+def _depth_row(area: str, depth_mm: Decimal) -> dict[str, str]:
+    return {"area": area, "depth_mm": f"{depth_mm:.2f}"}
 
 
 def _amendment(db: str, record_id: UUID, row: dict[str, Any]) -> TreatmentAmendment:
@@ -70,14 +75,14 @@ class _RecordIterable(ModelIterable):
         db = self.queryset.db
         for record in super().__iter__():
             fields = record.__dict__
-            fields["depth_rows"] = fields.get("depth_rows") or []
-            amendments = record.__dict__.pop("amendment_rows", None) or []
-            _attach(record, "amendments", [_amendment(db, record.id, row) for row in amendments])
+            fields["depth_rows"] = fields["depth_rows"] or []  # NULL: no depths
+            amendments = fields.pop("amendment_rows") or []
+            _attach_amendments(record, [_amendment(db, record.id, row) for row in amendments])
             yield record
 
 
-def _attach(record: TreatmentRecord, name: str, rows: list[Model]) -> None:
-    """`record.<name>.all()` answers these rows, as after prefetch_related(name); a query made
+def _attach_amendments(record: TreatmentRecord, rows: list[TreatmentAmendment]) -> None:
+    """`record.amendments.all()` answers these rows, as after prefetch_related; a query made
     from it (filter, order_by, values, ...) reads the record's own rows, as a related
     manager's queryset does (its filter applied only then, as Django's related managers do)."""
     related: Any = QuerySet(model=TreatmentAmendment)  # the ORM's own attributes below
@@ -85,8 +90,7 @@ def _attach(record: TreatmentRecord, name: str, rows: list[Model]) -> None:
     related._deferred_filter = (False, (), {"record_id": record.pk})
     related._result_cache = rows
     related._prefetch_done = True
-    cache = record.__dict__.setdefault("_prefetched_objects_cache", {})
-    cache[name] = related
+    record.__dict__.setdefault("_prefetched_objects_cache", {})["amendments"] = related
 
 
 def depth_rows(record: TreatmentRecord) -> list[dict[str, str]]:
@@ -96,7 +100,7 @@ def depth_rows(record: TreatmentRecord) -> list[dict[str, str]]:
     rows = record.__dict__.get("depth_rows")
     if rows is None:
         rows = record.__dict__["depth_rows"] = [
-            {"area": d.area, "depth_mm": f"{d.depth_mm:.2f}"} for d in record.depths.order_by("id")
+            _depth_row(d.area, d.depth_mm) for d in record.depths.order_by("id")
         ]
     return rows
 
@@ -116,10 +120,8 @@ def as_written(record: TreatmentRecord, depths: list[tuple[str, Decimal]]) -> Tr
     order) and no amendment yet, as `treatment_records()` would read it back, without reading
     it: for the answer to the request that wrote it (it then shows what was written, not
     what is stored later)."""
-    record.__dict__["depth_rows"] = [
-        {"area": area, "depth_mm": f"{depth:.2f}"} for area, depth in depths
-    ]
-    _attach(record, "amendments", [])
+    record.__dict__["depth_rows"] = [_depth_row(area, depth) for area, depth in depths]
+    _attach_amendments(record, [])
     return record
 
 
@@ -132,15 +134,12 @@ def lot_usage(clinic_id: UUID, lot_id: UUID) -> QuerySet[TreatmentRecord]:
 
 
 # Read by every treatment, with the same shape each time: compiled once (clinic.plain_sql).
+_RECORDS = TreatmentRecord.objects
 _RECORD_OF_SESSION = CompiledQuery(
-    lambda *, session_id: TreatmentRecord.objects.filter(session_id=session_id).values_list("pk")[
-        :1
-    ]
+    lambda *, session_id: _RECORDS.filter(session_id=session_id).values_list("pk")[:1]
 )
 _TREATED_AT = CompiledQuery(
-    lambda *, series_id: TreatmentRecord.objects.filter(session__series_id=series_id).values_list(
-        "performed_at"
-    )
+    lambda *, series_id: _RECORDS.filter(session__series_id=series_id).values_list("performed_at")
 )
 _DEFAULT_AFTERCARE = CompiledQuery(
     lambda *, clinic_id: AftercareTemplate.objects.filter(
