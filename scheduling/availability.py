@@ -72,31 +72,35 @@ def free_slots(
         start=day_bounds(first_day, zone)[0],
         end=day_bounds(last_day, zone)[1] + duration,
     )
-    if series is not None:
-        other_days = [clinic.local_date(at) for _id, at in active_sessions_of_series(series.pk)]
-        reasons_on = _reasons_on(series.patient)
-
-        def free(start: datetime, end: datetime) -> bool:
-            error, _flags = checks.placement_error(
-                context,
-                start,
-                end,
-                other_days=other_days,
-                min_interval_days=clinic.min_interval_days,
-                reasons_on=reasons_on,
+    if series is None:
+        return [
+            (start, start + duration)
+            for start in slots.free_starts(
+                context, slots.local_days(first_day, last_day), step_minutes, duration, now
             )
-            return error is None
+        ]
+    other_days = [clinic.local_date(at) for _id, at in active_sessions_of_series(series.pk)]
+    reasons_on = _reasons_on(series.patient)
 
-    else:
+    def free(start: datetime, end: datetime) -> bool:
+        error, _flags = checks.placement_error(
+            context,
+            start,
+            end,
+            other_days=other_days,
+            min_interval_days=clinic.min_interval_days,
+            reasons_on=reasons_on,
+        )
+        return error is None
 
-        def free(start: datetime, end: datetime) -> bool:
-            return slots.slot_conflict(context, start, end) is None
-
+    # A series' slot also meets its patient's eligibility and the interval rule, asked of each
+    # start that is free of the schedule.
     return [
         (start, start + duration)
-        for day in slots.local_days(first_day, last_day)
-        for start in slots.day_grid(day, zone, step_minutes)
-        if start >= now and free(start, start + duration)
+        for start in slots.free_starts(
+            context, slots.local_days(first_day, last_day), step_minutes, duration, now
+        )
+        if free(start, start + duration)
     ]
 
 

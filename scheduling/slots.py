@@ -174,6 +174,66 @@ def slot_conflict(context: SlotContext, start: datetime, end: datetime) -> str |
     return None
 
 
+def free_starts(
+    context: SlotContext,
+    days: Iterable[date],
+    step_minutes: int,
+    duration: timedelta,
+    not_before: datetime,
+) -> list[datetime]:
+    """The starts of each day's step grid (day_grid), at or after `not_before`, where a
+    session of `duration` has no slot_conflict, in order.
+
+    The same answer as asking slot_conflict of every start, found per free stretch instead:
+    within each working window, the gaps between busy ranges (provider, room and patient
+    together), and in each gap the grid's starts that fit, by arithmetic. A day of 96 starts
+    costs a few steps per window and busy range, not a few calls per start.
+    """
+    busy = Busy.of(
+        [
+            *context.provider_busy.ranges(),
+            *(context.room_busy.ranges() if context.room_busy is not None else ()),
+            *(context.patient_busy.ranges() if context.patient_busy is not None else ()),
+        ]
+    )
+    step = timedelta(minutes=step_minutes)
+    found: list[datetime] = []
+    for day in days:
+        day_start, day_end = day_bounds(day, context.zone)
+        # A start lies in [day_start, day_end); without working hours nothing else limits it
+        # (a session may run past midnight).
+        windows: list[tuple[datetime, datetime | None]] = [(day_start, None)]
+        if context.working_hours:
+            found_windows = working_windows(context.working_hours, day, context.zone)
+            windows = [(low, high) for low, high in sorted(found_windows)]
+        last_of_day = (day_end - day_start - _TICK) // step
+        starts: list[datetime] = []
+        for low, high in windows:
+            # The starts s with low <= s and s + duration <= high, clear of each busy range:
+            # s + duration <= its start, or s >= its end. Ranges ending by `earliest` are past.
+            earliest = max(low, day_start, not_before)
+            index = bisect.bisect_right(busy.ends, earliest)
+            while earliest < day_end:
+                gap_end = busy.starts[index] if index < len(busy.starts) else None
+                ends_by = [end for end in (gap_end, high) if end is not None]
+                last = last_of_day
+                if ends_by:
+                    last = min(last, (min(ends_by) - duration - day_start) // step)
+                first = -((day_start - earliest) // step)  # the ceiling, in steps
+                starts.extend(day_start + k * step for k in range(first, last + 1))
+                if gap_end is None or (high is not None and gap_end >= high):
+                    break
+                earliest = max(earliest, busy.ends[index])
+                index += 1
+        # The windows of a weekday do not overlap (interval_errors); if stored ones ever did,
+        # a start is still given once.
+        found.extend(sorted(set(starts)) if len(windows) > 1 else starts)
+    return found
+
+
+_TICK = timedelta(microseconds=1)
+
+
 def local_days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
