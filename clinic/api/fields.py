@@ -459,6 +459,47 @@ class FilterSet(filters.FilterSet):
             form_class = cls._form_class = super().get_form_class()  # type: ignore[attr-defined]
         return form_class
 
+    @classmethod
+    def filters_anything(cls, data: QueryDict) -> bool:
+        """Whether the filterset could change a list for a request's query `data`: some
+        filter's parameter is in it (even empty), a filter is required, or the class filters
+        by default (its own filter_queryset). Otherwise every filter would get an empty value
+        and hand the queryset back as it was, so FilterBackend does not build the filterset
+        and its form (tests/clinic/test_filters.py checks that premise for every filterset)."""
+        if cls.filter_queryset is not FilterSet.filter_queryset:
+            return True
+        form_class = cls.__dict__.get("_form_class")
+        if form_class is None:
+            form_class = cls(queryset=cls._meta.model._default_manager.none()).get_form_class()
+        return any(
+            field.required or not _omitted(field.widget, data, name)
+            for name, field in form_class.base_fields.items()
+        )
+
+
+def _omitted(widget: forms.Widget, data: QueryDict, name: str) -> bool:
+    """No value of the widget's in the query. A widget reads its own name, a multi-widget
+    (a range's two ends) its parts' names; a select-multiple is never sure it was omitted
+    from a form, but from a query it is when its name is absent."""
+    if isinstance(widget, forms.MultiWidget):
+        return widget.value_omitted_from_data(data, {}, name)
+    return name not in data
+
+
+class FilterBackend(filters.DjangoFilterBackend):
+    """django-filter's backend, without the filterset of a request that filters nothing
+    (FilterSet.filters_anything): about half a millisecond of a list without parameters."""
+
+    def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
+        filterset_class = self.get_filterset_class(view, queryset)
+        if (
+            filterset_class is not None
+            and issubclass(filterset_class, FilterSet)
+            and not filterset_class.filters_anything(request.query_params)
+        ):
+            return queryset
+        return super().filter_queryset(request, queryset, view)
+
 
 class _ShallowCopies(dict):
     """A filterset class's filters, which django-filter's __init__ copies for each request:
