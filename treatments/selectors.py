@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -107,6 +108,13 @@ def depth_rows(record: TreatmentRecord) -> list[dict[str, str]]:
 
 def treatment_records() -> QuerySet[TreatmentRecord]:
     """Records with their depths and amendments, in one query however many."""
+    return _records_with_rows().all()
+
+
+@cache
+def _records_with_rows() -> QuerySet[TreatmentRecord]:
+    # Built and resolved once (its two subqueries cost more Python than their SQL); never
+    # evaluated itself: each caller gets a copy (`.all()`).
     records = TreatmentRecord.objects.annotate(
         depth_rows=_rows_of(TreatmentDepth, **_DEPTH_FIELDS),
         amendment_rows=_rows_of(TreatmentAmendment, **_AMENDMENT_FIELDS),

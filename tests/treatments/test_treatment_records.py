@@ -288,3 +288,23 @@ def test_a_query_made_from_a_records_amendments_is_still_the_records(provider, s
     sql = str(derived.query)
     assert "record_id" in sql and (str(record.id) in sql or record.id.hex in sql)
     assert derived.filter(reason="Typo").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_records_query_built_once_is_read_afresh_each_time(provider, make_session, lot, api):
+    """treatment_records() copies one query built once: each copy reads what is there now,
+    and one copy's filters and results are not another's."""
+    client = api(provider)
+    first = make_session()
+    assert client.post(url(first), treatment_body(lot)).status_code == 201
+    before = selectors.treatment_records()
+    assert [r.session_id for r in before] == [first.id]
+    second = make_session()
+    assert client.post(url(second), treatment_body(lot)).status_code == 201
+    narrowed = selectors.treatment_records().filter(session_id=second.id)
+    assert [r.session_id for r in narrowed] == [second.id]
+    assert sorted(r.session_id for r in selectors.treatment_records()) == sorted(
+        [first.id, second.id]
+    )
+    assert [r.session_id for r in before] == [first.id]  # its own results, read once
+    assert selectors.treatment_records() is not selectors.treatment_records()
