@@ -106,11 +106,11 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 # JIT compiling costs tens of milliseconds on the few queries planned above jit_above_cost
 # (the day view's count at a large clinic, exports) and never pays back on short queries.
 DATABASES["default"]["OPTIONS"]["options"] = "-c jit=off"
-# Parameters bound by the server, and a statement a connection runs a fifth time prepared
-# (psycopg): the token's lookup, a list's page, the slot reads are parsed once per connection,
-# and planned once where PostgreSQL finds a generic plan as good as planning each call. A
-# pooler in transaction mode must keep prepared statements for this (PgBouncer 1.21+ with
-# max_prepared_statements); DATABASE_PREPARE_THRESHOLD="" turns them off.
+# Parameters bound by the server, and a statement a connection runs more than five times
+# prepared (psycopg): the token's lookup, a list's page, the slot reads are parsed once per
+# connection, and planned once where PostgreSQL finds a generic plan as good as planning each
+# call. A pooler in transaction mode must keep prepared statements for this (PgBouncer 1.21+
+# with max_prepared_statements); DATABASE_PREPARE_THRESHOLD="" turns them off.
 DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
 DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
     env.int("DATABASE_PREPARE_THRESHOLD", default=5)

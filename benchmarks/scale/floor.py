@@ -76,8 +76,9 @@ def floor(
 @contextmanager
 def _as_django_defaults():
     """The floor's statements run as on Django's default connection: none of them prepared.
-    The API prepares what a connection runs a fifth time (clinic/settings.py); the floor is
-    the framework's cost taken away, not that setting (docs/benchmarks.md, fifth round)."""
+    The API prepares what a connection runs more than five times (clinic/settings.py); the
+    floor is the framework's cost taken away, not that setting (docs/benchmarks.md, fifth
+    round)."""
     connection.ensure_connection()
     raw = connection.connection
     threshold, raw.prepare_threshold = raw.prepare_threshold, None
