@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from clinic.rules import day_bounds
@@ -204,26 +204,29 @@ def free_starts(
         # (a session may run past midnight).
         windows: list[tuple[datetime, datetime | None]] = [(day_start, None)]
         if context.working_hours:
+            # In UTC: arithmetic on a local time is wall-clock arithmetic (02:02 - 30 minutes
+            # is 01:32, which a spring-forward day does not have).
             found_windows = working_windows(context.working_hours, day, context.zone)
-            windows = [(low, high) for low, high in sorted(found_windows)]
+            windows = [(low.astimezone(UTC), high.astimezone(UTC)) for low, high in found_windows]
+            windows.sort()
         last_of_day = (day_end - day_start - _TICK) // step
         starts: list[datetime] = []
         for low, high in windows:
             # The starts s with low <= s and s + duration <= high, clear of each busy range:
             # s + duration <= its start, or s >= its end. Ranges ending by `earliest` are past.
-            earliest = max(low, day_start, not_before)
+            earliest = max(low, day_start, not_before).astimezone(UTC)
             index = bisect.bisect_right(busy.ends, earliest)
             while earliest < day_end:
                 gap_end = busy.starts[index] if index < len(busy.starts) else None
                 ends_by = [end for end in (gap_end, high) if end is not None]
                 last = last_of_day
                 if ends_by:
-                    last = min(last, (min(ends_by) - duration - day_start) // step)
+                    last = min(last, (min(ends_by).astimezone(UTC) - duration - day_start) // step)
                 first = -((day_start - earliest) // step)  # the ceiling, in steps
                 starts.extend(day_start + k * step for k in range(first, last + 1))
                 if gap_end is None or (high is not None and gap_end >= high):
                     break
-                earliest = max(earliest, busy.ends[index])
+                earliest = max(earliest, busy.ends[index].astimezone(UTC))
                 index += 1
         # The windows of a weekday do not overlap (interval_errors); if stored ones ever did,
         # a start is still given once.

@@ -68,6 +68,18 @@ def test_a_spring_forward_day_has_its_real_hours_of_starts():
     assert found == every_start(context(NEW_YORK), [day], 60, timedelta(minutes=30), at(0, day=day))
 
 
+def test_a_window_just_after_spring_forward_is_measured_in_real_time():
+    # London, 29 March 2026: 01:00 GMT becomes 02:00 BST. A window of 02:00-02:02 takes no
+    # 30-minute session (its end minus 30 minutes, on the wall clock, is a time that day lacks).
+    london = ZoneInfo("Europe/London")
+    day = date(2026, 3, 29)
+    ctx = context(london, working_hours=[WeeklyInterval(6, 120, 122), WeeklyInterval(6, 180, 240)])
+    not_before = datetime(2026, 3, 28, tzinfo=UTC)
+    found = slots.free_starts(ctx, [day], 30, timedelta(minutes=30), not_before)
+    assert found == [at(3, 0, day, london).astimezone(UTC), at(3, 30, day, london).astimezone(UTC)]
+    assert found == every_start(ctx, [day], 30, timedelta(minutes=30), not_before)
+
+
 ZONES = [
     ZoneInfo(name)
     for name in (
