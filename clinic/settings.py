@@ -109,13 +109,12 @@ DATABASES["default"]["OPTIONS"]["options"] = "-c jit=off"
 # Parameters bound by the server, and a statement a connection runs more than five times
 # prepared (psycopg): the token's lookup, a list's page, the slot reads are parsed once per
 # connection, and planned once where PostgreSQL finds a generic plan as good as planning each
-# call. A pooler in transaction mode must keep prepared statements for this (PgBouncer 1.21+
-# with max_prepared_statements); DATABASE_PREPARE_THRESHOLD="" turns them off.
+# call. A pooler in transaction mode must keep prepared statements for this (PgBouncer 1.22+
+# with max_prepared_statements, libpq 17+); DATABASE_PREPARE_THRESHOLD="" turns them off.
 DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
+_prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip()
 DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
-    env.int("DATABASE_PREPARE_THRESHOLD", default=5)
-    if env.str("DATABASE_PREPARE_THRESHOLD", default="5")
-    else None
+    int(_prepare_threshold) if _prepare_threshold else None
 )
 # A streaming read replica for reads and exports (clinic/db_router.py): a request reads it
 # until its first write; transactions, tasks and commands always use the primary.

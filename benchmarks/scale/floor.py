@@ -75,7 +75,8 @@ def floor(
 
 @contextmanager
 def _as_django_defaults():
-    """The floor's statements run as on Django's default connection: none of them prepared.
+    """The floor's statements run unprepared, as on Django's default connection (bound as
+    the API's are, on the server; a literal statement without values is sent as it is).
     The API prepares what a connection runs more than five times (clinic/settings.py); the
     floor is the framework's cost taken away, not that setting (docs/benchmarks.md, fifth
     round)."""

@@ -80,6 +80,17 @@ def test_a_window_just_after_spring_forward_is_measured_in_real_time():
     assert found == every_start(ctx, [day], 30, timedelta(minutes=30), not_before)
 
 
+def test_a_window_across_spring_forward_holds_a_session_of_its_real_length():
+    # New York, 8 March 2026: 00:00-04:00 local is three hours; a 3-hour session fits at
+    # midnight only.
+    day = date(2026, 3, 8)
+    ctx = context(NEW_YORK, working_hours=[WeeklyInterval(6, 0, 240)])
+    not_before = datetime(2026, 3, 7, tzinfo=UTC)
+    found = slots.free_starts(ctx, [day], 60, timedelta(hours=3), not_before)
+    assert found == [at(0, 0, day).astimezone(UTC)]
+    assert found == every_start(ctx, [day], 60, timedelta(hours=3), not_before)
+
+
 ZONES = [
     ZoneInfo(name)
     for name in (
@@ -112,7 +123,9 @@ def cases(draw):
             ]
         )
 
-    interval = st.tuples(st.integers(0, 6), st.integers(0, 1439), st.integers(1, 720)).map(
+    # Hours on the drawn days' weekdays (a DST day with no hours tests nothing of DST).
+    weekdays = st.sampled_from([day.weekday() for day in days])
+    interval = st.tuples(weekdays, st.integers(0, 1439), st.integers(1, 720)).map(
         lambda t: WeeklyInterval(t[0], t[1], min(t[1] + t[2], slots.MINUTES_PER_DAY))
     )
     ctx = context(
