@@ -72,13 +72,11 @@ def free_slots(
         start=day_bounds(first_day, zone)[0],
         end=day_bounds(last_day, zone)[1] + duration,
     )
+    starts = slots.free_starts(
+        context, slots.local_days(first_day, last_day), step_minutes, duration, now
+    )
     if series is None:
-        return [
-            (start, start + duration)
-            for start in slots.free_starts(
-                context, slots.local_days(first_day, last_day), step_minutes, duration, now
-            )
-        ]
+        return [(start, start + duration) for start in starts]
     other_days = [clinic.local_date(at) for _id, at in active_sessions_of_series(series.pk)]
     reasons_on = _reasons_on(series.patient)
 
@@ -95,13 +93,7 @@ def free_slots(
 
     # A series' slot also meets its patient's eligibility and the interval rule, asked of each
     # start that is free of the schedule.
-    return [
-        (start, start + duration)
-        for start in slots.free_starts(
-            context, slots.local_days(first_day, last_day), step_minutes, duration, now
-        )
-        if free(start, start + duration)
-    ]
+    return [(start, start + duration) for start in starts if free(start, start + duration)]
 
 
 # --- Planning the rest of a series ------------------------------------------------------------

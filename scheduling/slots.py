@@ -189,13 +189,15 @@ def free_starts(
     together), and in each gap the grid's starts that fit, by arithmetic. A day of 96 starts
     costs a few steps per window and busy range, not a few calls per start.
     """
+    # Every instant in UTC from here: arithmetic on a local time is wall-clock arithmetic
+    # (02:02 - 30 minutes is 01:32, which a spring-forward day does not have).
     busy = Busy.of(
-        [
-            *context.provider_busy.ranges(),
-            *(context.room_busy.ranges() if context.room_busy is not None else ()),
-            *(context.patient_busy.ranges() if context.patient_busy is not None else ()),
-        ]
+        (start.astimezone(UTC), end.astimezone(UTC))
+        for resource in (context.provider_busy, context.room_busy, context.patient_busy)
+        if resource is not None
+        for start, end in resource.ranges()
     )
+    not_before = not_before.astimezone(UTC)
     step = timedelta(minutes=step_minutes)
     found: list[datetime] = []
     for day in days:
@@ -204,8 +206,6 @@ def free_starts(
         # (a session may run past midnight).
         windows: list[tuple[datetime, datetime | None]] = [(day_start, None)]
         if context.working_hours:
-            # In UTC: arithmetic on a local time is wall-clock arithmetic (02:02 - 30 minutes
-            # is 01:32, which a spring-forward day does not have).
             found_windows = working_windows(context.working_hours, day, context.zone)
             windows = [(low.astimezone(UTC), high.astimezone(UTC)) for low, high in found_windows]
             windows.sort()
@@ -214,19 +214,19 @@ def free_starts(
         for low, high in windows:
             # The starts s with low <= s and s + duration <= high, clear of each busy range:
             # s + duration <= its start, or s >= its end. Ranges ending by `earliest` are past.
-            earliest = max(low, day_start, not_before).astimezone(UTC)
+            earliest = max(low, day_start, not_before)
             index = bisect.bisect_right(busy.ends, earliest)
             while earliest < day_end:
                 gap_end = busy.starts[index] if index < len(busy.starts) else None
                 ends_by = [end for end in (gap_end, high) if end is not None]
                 last = last_of_day
                 if ends_by:
-                    last = min(last, (min(ends_by).astimezone(UTC) - duration - day_start) // step)
+                    last = min(last, (min(ends_by) - duration - day_start) // step)
                 first = -((day_start - earliest) // step)  # the ceiling, in steps
                 starts.extend(day_start + k * step for k in range(first, last + 1))
                 if gap_end is None or (high is not None and gap_end >= high):
                     break
-                earliest = max(earliest, busy.ends[index].astimezone(UTC))
+                earliest = max(earliest, busy.ends[index])
                 index += 1
         # The windows of a weekday do not overlap (interval_errors); if stored ones ever did,
         # a start is still given once.
