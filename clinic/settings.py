@@ -161,7 +161,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "clinic.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["clinic.api.fields.FilterBackend"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["clinic.api.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["clinic.api.parsers.DepthLimitedJSONParser"],
     "DEFAULT_METADATA_CLASS": "clinic.api.metadata.ClinicMetadata",
     "DEFAULT_SCHEMA_CLASS": "clinic.api.schema.ClinicAutoSchema",

@@ -21,12 +21,12 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
 from clinic import audit
 from clinic.api.parsers import loads
 from clinic.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+from clinic.api.renderers import JSONRenderer
 from clinic.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"

@@ -13,13 +13,13 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic import audit
 from clinic.api.base import ClinicAPIView
 from clinic.api.permissions import ALL_ROLES, AUDIT_READERS
+from clinic.api.renderers import JSONRenderer
 from patients.models import Patient
 from treatments import exports, fhir
 
