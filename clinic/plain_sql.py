@@ -54,6 +54,17 @@ class CompiledQuery:
     def rows(self, **values: Value) -> list[tuple[Any, ...]]:
         return self._rows(self._compiled(values), values)
 
+    def window(self, offset: int, limit: int, **values: Value) -> list[tuple[Any, ...]]:
+        """`rows()` offset..offset + limit of an ordered, unsliced query, as the ORM's
+        `queryset[offset:offset + limit]`; the two are parameters of the one compiled SQL (the
+        ORM writes them into it), so a page of any size at any offset is the same statement."""
+        if offset < 0 or limit < 0:
+            raise ValueError("a window's offset and limit are never negative")
+        compiled = self._compiled(values)
+        if not compiled.windowable:
+            raise ValueError("window() is for an ordered query that is not sliced or locked")
+        return self._rows(compiled, values, window=(limit, offset))
+
     def objects(self, **values: Value) -> list[Model]:
         """For a queryset of model instances (select_related and annotations included): the
         instances, made as Django's ModelIterable makes them from the same row."""
@@ -103,12 +114,18 @@ class CompiledQuery:
         return compiled
 
     @staticmethod
-    def _rows(compiled: _Compiled, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _rows(
+        compiled: _Compiled, values: dict[str, Any], window: tuple[int, int] | None = None
+    ) -> list[tuple[Any, ...]]:
         using = compiled.using
         params = [part(values) for part in compiled.params]
+        sql = compiled.sql
+        if window is not None:
+            sql = compiled.windowed_sql
+            params += window
         connection = connections[using]
         with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, params)
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
         if not compiled.converters:
             return rows
@@ -150,6 +167,12 @@ class _Compiled:
             raise ValueError(f"not among the query's parameters: {sorted(missing)}")
         self.using = using
         self.sql = sql
+        query = compiler.query
+        # Nothing follows the ORDER BY of such a query's SQL but what slicing would write.
+        self.windowable = bool(query.order_by) and not (
+            locks or query.low_mark or query.high_mark is not None or query.combinator
+        )
+        self.windowed_sql = sql + " LIMIT %s OFFSET %s"
         self.params = [_reader(source) for source in sources]
         self.converters = [
             (position, functions, expression)

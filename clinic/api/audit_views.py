@@ -7,11 +7,15 @@ the head, and every filter is served by one of AuditEvent's (clinic, x, -at) ind
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
+from typing import Any
+from uuid import UUID
 
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins
+from rest_framework import exceptions, mixins
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,6 +25,7 @@ from clinic.api.fields import ROWS, DateOrDateTimeFilter, FilterSet, ModelSerial
 from clinic.api.pagination import CursorPagination
 from clinic.api.permissions import AUDIT_READERS
 from clinic.models import AuditEvent, AuditOutcome
+from clinic.plain_sql import CompiledQuery
 
 
 class AuditEventSerializer(ModelSerializer):
@@ -76,6 +81,86 @@ class AuditCursorPagination(CursorPagination):
 
     ordering = ("-at", "-id")
 
+    def decode_cursor(self, request: Any) -> Any:
+        cursor = super().decode_cursor(request)
+        # The position is an event's `at` as this paginator wrote it: anything else was not.
+        if cursor is not None and cursor.position is not None and _aware(cursor.position) is None:
+            raise exceptions.ValidationError(
+                {self.cursor_query_param: [str(self.invalid_cursor_message)]}
+            )
+        return cursor
+
+
+def _aware(text: str) -> datetime | None:
+    try:
+        value = parse_datetime(text)
+    except ValueError:
+        return None
+    return value if value is not None and not timezone.is_naive(value) else None
+
+
+@cache
+def _columns() -> list[str]:
+    return AuditEventSerializer().columns()
+
+
+def _whole_trail(ordering: tuple[str, ...]) -> CompiledQuery:
+    def build(*, clinic: UUID, before: datetime | None, after: datetime | None) -> Any:
+        events = AuditEvent.objects.filter(clinic_id=clinic)
+        if before is not None:
+            events = events.filter(at__lt=before)
+        if after is not None:
+            events = events.filter(at__gt=after)
+        return events.order_by(*ordering).values_list(*_columns())
+
+    return CompiledQuery(build)
+
+
+# The clinic's trail in each order the cursor reads it: newest first, and oldest first for a
+# page read backwards.
+_WHOLE_TRAIL = {
+    ordering: _whole_trail(ordering) for ordering in (AuditCursorPagination.ordering, ("at", "id"))
+}
+
+
+class WholeTrail:
+    """The clinic's whole trail as DRF's CursorPagination reads a queryset (ordered one way or
+    the other, cut at the cursor's position, one page and one more row), each request's page
+    read by one compiled statement (clinic.plain_sql) instead of a queryset built and compiled
+    anew: about 0.3 ms of Python. The rows are what `.values(*columns)` gives. A filtered trail
+    is the ORM's (the filterset's queryset)."""
+
+    def __init__(
+        self,
+        clinic: UUID,
+        ordering: tuple[str, ...] = AuditCursorPagination.ordering,
+        before: datetime | None = None,
+        after: datetime | None = None,
+    ) -> None:
+        self.clinic, self.ordering, self.before, self.after = clinic, ordering, before, after
+
+    def order_by(self, *ordering: str) -> WholeTrail:
+        if ordering not in _WHOLE_TRAIL:
+            raise ValueError(f"the trail is read in {list(_WHOLE_TRAIL)}, not {ordering}")
+        return WholeTrail(self.clinic, ordering, self.before, self.after)
+
+    def filter(self, *, at__lt: str | None = None, at__gt: str | None = None) -> WholeTrail:
+        """A cursor's position: an event's `at` as the paginator wrote it (decode_cursor
+        refused any other)."""
+        before = self.before if at__lt is None else _aware(at__lt)
+        after = self.after if at__gt is None else _aware(at__gt)
+        return WholeTrail(self.clinic, self.ordering, before, after)
+
+    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
+        offset, stop = window.start or 0, window.stop
+        if window.step is not None or stop is None or stop < offset:
+            raise ValueError("the trail is read a page at a time")
+        rows = _WHOLE_TRAIL[self.ordering].window(
+            offset, stop - offset, clinic=self.clinic, before=self.before, after=self.after
+        )
+        columns = _columns()
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
 
 class AuditEventViewSet(mixins.ListModelMixin, ClinicScopedViewSet):
     """Who read or changed what, when, with what outcome (auditor and admin only).
@@ -94,8 +179,11 @@ class AuditEventViewSet(mixins.ListModelMixin, ClinicScopedViewSet):
     @extend_schema(summary="The clinic's audit trail, newest first")
     def list(self, request: Request) -> Response:
         # Read-only rows: read as the serializer's columns, no event instance per row.
-        serializer = self.get_serializer()
-        rows = self.filter_queryset(self.get_queryset()).values(*serializer.columns())
+        rows: Any
+        if AuditEventFilter.filters_anything(request.query_params):
+            rows = self.filter_queryset(self.get_queryset()).values(*_columns())
+        else:
+            rows = WholeTrail(request.user.clinic_id)
         page = self.paginate_queryset(rows)
         # Who looked at the trail is itself on it (one event per page read).
         audit.record(

@@ -248,3 +248,50 @@ def test_row_locks_outside_a_transaction_are_refused(clinic):
     )
     with pytest.raises(TransactionManagementError):
         locking.objects(pk=PatientFactory(clinic=clinic).pk)
+
+
+def test_a_window_is_the_orm_s_slice_of_the_same_query(clinic, front_desk):
+    day = timezone.now().replace(microsecond=0) + timedelta(days=3)
+    provider = UserFactory(clinic=clinic, role=Role.PROVIDER)
+    for hour in range(5):
+        SessionFactory(
+            series=SeriesFactory(patient=PatientFactory(clinic=clinic), created_by=front_desk),
+            provider=provider,
+            starts_at=day + timedelta(hours=hour),
+            ends_at=day + timedelta(hours=hour, minutes=30),
+            created_by=front_desk,
+        )
+    builds = []
+
+    def counted(**values):
+        builds.append(values)
+        return sessions_of(**values)
+
+    query = CompiledQuery(counted)
+    values = {
+        "provider_id": provider.id,
+        "patient_id": None,
+        "start": day,
+        "end": day + timedelta(days=1),
+    }
+    for offset, limit in ((0, 2), (2, 2), (4, 2), (1, 10), (0, 0), (7, 3)):
+        window = query.window(offset, limit, **values)
+        assert window == list(sessions_of(**values)[offset : offset + limit])
+    # One statement for every window (compiled twice, the check of _Compiled): its bounds are
+    # parameters, not part of the SQL.
+    assert len(builds) == 2
+    with pytest.raises(ValueError, match="never negative"):
+        query.window(-1, 2, **values)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda *, pk: Session.objects.filter(pk=pk),
+        lambda *, pk: Session.objects.filter(pk=pk).order_by("starts_at")[:5],
+    ],
+    ids=["not ordered", "already sliced"],
+)
+def test_a_window_of_a_query_that_is_not_ordered_or_is_sliced_is_refused(build):
+    with pytest.raises(ValueError, match="ordered query"):
+        CompiledQuery(build).window(0, 10, pk=uuid.uuid4())
