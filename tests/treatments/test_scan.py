@@ -339,7 +339,7 @@ def test_every_other_treatment_rule_still_applies(api, provider, session, clinic
         clinic=clinic,
         lot_number="SP2401",
         gtin=GTIN,
-        expires_on=timezone.localdate() - timedelta(days=1),
+        expires_on=clinic.today() - timedelta(days=1),
     )
     response = api(provider).post(url(session), scan_body(lot, hrf("SP2401", lot.expires_on)))
     assert (response.status_code, response.json()["code"]) == (422, "tip_lot_expired")

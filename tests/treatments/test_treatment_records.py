@@ -193,15 +193,18 @@ def test_without_a_template_the_plan_uses_the_defaults(provider, session, lot, a
 def test_the_last_planned_session_completes_the_series(provider, make_session, lot, api):
     first = make_session()
     series = first.series
-    # Treated on their own days, the series' interval apart.
+    clinic = series.patient.clinic
+    # Treated on their own days, the series' interval apart: at noon on the clinic's wall clock
+    # (the same instant 60 days back can fall near midnight across a DST change).
+    noons = [
+        clinic.day_bounds(clinic.today() - timedelta(days=30 * n))[0] + timedelta(hours=12)
+        for n in (2, 1)
+    ]
     others = [
         make_session(
-            patient=series.patient,
-            series=series,
-            starts_at=first.starts_at - timedelta(days=30 * n),
-            ends_at=first.starts_at - timedelta(days=30 * n) + timedelta(hours=1),
+            patient=series.patient, series=series, starts_at=noon, ends_at=noon + timedelta(hours=1)
         )
-        for n in (2, 1)
+        for noon in noons
     ]
     client = api(provider)
     for session in others:
