@@ -387,6 +387,12 @@ CELERY_BEAT_SCHEDULE["scheduling.scan_webhooks"] = {
     "options": {"expires": float(WEBHOOK_SCAN_SECONDS)},
 }
 
+# --- The web worker's memory (clinic/memory.py) ------------------------------------------------
+# Once the application is loaded, clinic.wsgi freezes what startup left out of the cyclic
+# garbage collector and collects generation 0 after this many allocations instead of Python's
+# 700; 0 keeps Python's thresholds.
+GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", default=7000)
+
 # --- Logging -----------------------------------------------------------------------------------
 # No patient data in logs: every handler has the redaction filter (clinic/logs.py), and a test
 # fails for a handler without it.

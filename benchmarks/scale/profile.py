@@ -10,22 +10,26 @@ gunicorn or a socket: what is left is the API's own Python and its round trips t
 Prints mean milliseconds per request, then the functions with the most time of their own and
 the most time under them; with --time, no profiler: each request's wall time and this
 process's CPU time (the Python that separates the API from its floor, without PostgreSQL's
-share, so it varies much less than wall time on a shared machine). A write consumes one fresh
-target per repetition. With --floor (reads), the same for the request's floor (its SELECTs as
-captured from the API, and its audit rows in one INSERT, benchmarks/scale/floor.py): the two
-`--time` figures side by side are the Python the API spends beyond the floor.
+share, so it varies much less than wall time on a shared machine) and the time spent in the
+garbage collector's collections. The handler's process is settled as clinic.wsgi settles a web
+worker (clinic/memory.py); --unsettled keeps Python's collector as it starts. A write consumes
+one fresh target per repetition. With --floor (reads), the same for the request's floor (its
+SELECTs as captured from the API, and its audit rows in one INSERT, benchmarks/scale/floor.py):
+the two `--time` figures side by side are the Python the API spends beyond the floor.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import json
 import pstats
 import statistics
 import sys
 import time
+from functools import partial
 from typing import Any
 
 import django
@@ -37,6 +41,7 @@ from django.core.management import call_command  # noqa: E402
 
 from benchmarks.scale import dataset, floor, seed  # noqa: E402
 from benchmarks.scale.report import ENDPOINTS, WRITES  # noqa: E402
+from clinic import memory  # noqa: E402
 
 
 def environ(request: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +64,14 @@ def environ(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _time_collections(collections: list[float], phase: str, _info: dict[str, int]) -> None:
+    """A gc callback: the start of a collection appends its clock, its end the duration."""
+    if phase == "start":
+        collections.append(-time.perf_counter())
+    elif collections:
+        collections[-1] += time.perf_counter()
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("endpoint", choices=ENDPOINTS)
@@ -70,6 +83,9 @@ def main(argv: list[str]) -> None:
         "--time", action="store_true", help="no profiler: p50 and mean of each request's time"
     )
     parser.add_argument("--floor", action="store_true", help="the request's floor instead (reads)")
+    parser.add_argument(
+        "--unsettled", action="store_true", help="no clinic.memory.settle(): Python's collector"
+    )
     args = parser.parse_args(argv)
     if args.floor and args.endpoint in WRITES:
         parser.error("--floor is for reads: a write's floor consumes the write's targets")
@@ -88,6 +104,8 @@ def main(argv: list[str]) -> None:
     if len(requests) < args.repeat + 5:
         raise SystemExit(f"only {len(requests)} fresh {args.endpoint} targets: reseed")
     handler = WSGIHandler()
+    if not args.unsettled:
+        memory.settle()  # as clinic.wsgi does in the API's workers
     if args.floor:
         captured = [dataset.capture(request) for request in requests[: len(reads)]]
         given = {
@@ -110,6 +128,8 @@ def main(argv: list[str]) -> None:
     measured = requests[5 : 5 + args.repeat]
     if args.time:
         times, cpu = [], []
+        collections: list[float] = []
+        gc.callbacks.append(partial(_time_collections, collections))
         for request in measured:
             started, started_cpu = time.perf_counter(), time.process_time()
             one(request)
@@ -120,6 +140,11 @@ def main(argv: list[str]) -> None:
             f" (mean {statistics.fmean(times) * 1000:.2f}), this process's CPU p50"
             f" {statistics.median(cpu) * 1000:.2f} ms (mean {statistics.fmean(cpu) * 1000:.2f});"
             " in-process, no profiler"
+        )
+        spent = sum(collections)
+        print(
+            f"garbage collector: {len(collections)} collections, {spent * 1000:.1f} ms in all,"
+            f" {spent / len(times) * 1000:.2f} ms per request"
         )
         return
     profile = cProfile.Profile()
