@@ -480,6 +480,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--per-client", type=int, default=20)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--export", action="store_true")
+    parser.add_argument("--seed-only", action="store_true", help="seed if empty, measure nothing")
     args = parser.parse_args(argv)
 
     log: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
@@ -494,6 +495,9 @@ def main(argv: list[str]) -> None:
         seeded_targets = targets_needed
     else:
         log("dataset already seeded")
+    if args.seed_only:
+        print(json.dumps({"dataset": {"sessions": args.sessions, "clinics": args.clinics}}))
+        return
     log("verifying the large clinic's chains")
     from clinic import audit
 
