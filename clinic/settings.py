@@ -280,6 +280,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_ENABLE_UTC = True
 
 NOTIFICATION_SCAN_SECONDS = env.int("NOTIFICATION_SCAN_SECONDS", default=60)
+# One scan at a time creates notifications (a lease row, scheduling.notifications.scans); a scan
+# that dies holding it is taken over once it lapses. Longer than a scan's creating part takes.
+NOTIFICATION_SCAN_LEASE_SECONDS = env.int("NOTIFICATION_SCAN_LEASE_SECONDS", default=300)
 
 # --- Signed audit checkpoints (clinic/checkpoints.py) -------------------------------------------
 # Ed25519, base64 of the 32-byte private seed (`manage.py audit_checkpoint --generate-key`). Kept

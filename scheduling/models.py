@@ -36,6 +36,7 @@ __all__ = [
     "InboundMessage",
     "Indication",
     "Notification",
+    "ScanLease",
     "Series",
     "SeriesStatus",
     "Session",
@@ -47,7 +48,7 @@ __all__ = [
 
 # The notification outbox's model lives with its services (scheduling.notifications); importing
 # it here registers it with the app. It refers to Session by name, so there is no import cycle.
-from scheduling.notifications.models import InboundMessage, Notification
+from scheduling.notifications.models import InboundMessage, Notification, ScanLease
 
 # Working hours, time off and calendar feeds (the appointment book's frame).
 from scheduling.timetable import (  # noqa: F401

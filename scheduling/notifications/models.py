@@ -188,3 +188,20 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"SMS {self.message_id} from {self.sender}: {self.action}"
+
+
+class ScanLease(models.Model):
+    """Who runs the creating part of the beat's scan, until when (scheduling.notifications.scans).
+
+    A lease row rather than a session-level advisory lock: it is taken and given back by single
+    statements, each its own transaction, so it holds behind a pooler in transaction mode (a
+    session lock taken through one server connection and released through another would stay
+    held), and a scan that dies leaves it to lapse at `held_until`.
+    """
+
+    name = models.CharField(max_length=40, primary_key=True)
+    holder = models.CharField(max_length=64)
+    held_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder} until {self.held_until}"

@@ -3,6 +3,7 @@ them, refresh session flags, reclaim stuck rows and send what is due."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
@@ -12,6 +13,7 @@ from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from clinic import liveness
 from clinic.models import Clinic
 from scheduling import flags
 from scheduling.models import (
@@ -23,7 +25,7 @@ from scheduling.models import (
     SessionFlag,
     SessionStatus,
 )
-from scheduling.notifications.models import Notification, NotificationKind
+from scheduling.notifications.models import Notification, NotificationKind, ScanLease
 from scheduling.notifications.outbox import SEND_DUE_TASK, insert, publish_tasks, reminder_subject
 from scheduling.notifications.sender import reclaim_stuck, send_due
 from scheduling.notifications.texts import next_due_after
@@ -35,22 +37,35 @@ CHECKIN_TIME = time(10)
 # An aftercare check-in more than a day late is no longer worth sending.
 AFTERCARE_LOOKBACK = timedelta(days=2)
 FLAG_REFRESH_CHUNK = 200
-# pg advisory lock key of the scan ("scan" in ASCII): a second beat skips the creating part.
-SCAN_LOCK_KEY = 0x7363616E
+SCAN_LEASE = "notification_scan"
 
 
 @contextmanager
-def _scan_lock() -> Iterator[bool]:
-    """A session-level pg advisory lock: one scan creates at a time, others skip that part."""
+def _scan_lease() -> Iterator[bool]:
+    """The lease on the scan's creating part: one scan creates at a time, others skip it.
+
+    Taken by one statement (a row inserted, or a lapsed one taken over) and given back by
+    another, each its own transaction: nothing is held on a connection between them, so it
+    works behind PgBouncer in transaction mode, and a scan that dies holding it is relieved
+    once `held_until` has passed (NOTIFICATION_SCAN_LEASE_SECONDS).
+    """
+    holder = f"{liveness.identity() or 'scan'}/{uuid.uuid4()}"[:64]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SCAN_LOCK_KEY])
-        acquired = bool(cursor.fetchone()[0])
+        cursor.execute(
+            "INSERT INTO scheduling_scanlease AS lease (name, holder, held_until)"
+            " VALUES (%s, %s, statement_timestamp() + make_interval(secs => %s))"
+            " ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder,"
+            " held_until = EXCLUDED.held_until"
+            " WHERE lease.held_until <= statement_timestamp()"
+            " RETURNING holder",
+            [SCAN_LEASE, holder, settings.NOTIFICATION_SCAN_LEASE_SECONDS],
+        )
+        acquired = cursor.fetchone() is not None
     try:
         yield acquired
     finally:
         if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [SCAN_LOCK_KEY])
+            ScanLease.objects.filter(name=SCAN_LEASE, holder=holder).delete()
 
 
 def scan() -> dict[str, int]:
@@ -61,7 +76,7 @@ def scan() -> dict[str, int]:
     UPDATEs decide), then reclaims stuck rows and sends what is due.
     """
     result: dict[str, int] = {}
-    with _scan_lock() as acquired:
+    with _scan_lease() as acquired:
         if acquired:
             now = timezone.now()
             result[NotificationKind.SESSION_REMINDER.value] = queue_session_reminders(now)

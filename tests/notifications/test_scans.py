@@ -295,7 +295,7 @@ def test_two_concurrent_scans_give_one_notification_each(make_booked_session):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_creation_without_the_lock_still_makes_one_row(make_booked_session):
-    """The advisory lock is an extra: the outbox's unique key alone keeps it to one."""
+    """The scan lease is an extra: the outbox's unique key alone keeps it to one."""
     for hour in range(9, 17):
         make_booked_session(ny(2026, 3, 12, hour))
     barrier = threading.Barrier(3)
