@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone as django_timezone
 
+from clinic.ids import time_ordered_uuid
 from clinic.rules import (
     CLINIC_SETTING_RANGES,
     REQUEST_ID_MAX_LENGTH,
@@ -196,7 +197,7 @@ class AuditEvent(models.Model):
     app and must outlive any change to it. No clinical detail goes into `detail`.
     """
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     clinic = models.ForeignKey(
         Clinic, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )

@@ -189,3 +189,58 @@ def test_ids_given_as_uuids_or_as_text_are_written_alike(admin):
     )
     written = written_order(action="patient.read")
     assert [e.patient_id for e in written] == [patient, patient, None]
+
+
+# --- Time-ordered ids ---------------------------------------------------------------------------
+
+
+def _milliseconds(event_id: uuid.UUID) -> int:
+    """The Unix milliseconds a UUIDv7 begins with (RFC 9562, 5.7)."""
+    return event_id.int >> 80
+
+
+def _database_milliseconds() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+        return cursor.fetchone()[0]
+
+
+def test_every_event_id_is_a_uuid7_of_the_moment_it_was_written(admin):
+    """Both ways an event is written: one event from Python's id, a page of reads with ids
+    drawn by PostgreSQL (clinic_uuid7())."""
+    before = _database_milliseconds()
+    one = audit.record(actor=admin, action="patient.update", object_type="patient", object_id=1)
+    audit.record_reads(
+        actor=admin,
+        action="patient.read",
+        object_type="patient",
+        objects=[(n, None) for n in range(50)],
+    )
+    after = _database_milliseconds()
+    ids = [e.id for e in AuditEvent.objects.filter(actor=admin)]
+    assert one.id in ids and len(ids) == 51
+    assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
+    # Python's clock and PostgreSQL's are the same machine's here.
+    assert all(before - 5 <= _milliseconds(i) <= after + 5 for i in ids)
+    assert len({i.int & ((1 << 62) - 1) for i in ids}) == 51  # random bits differ
+
+
+def test_ids_grow_with_the_moment_they_are_drawn(admin):
+    """Later writes sort after earlier ones (at millisecond grain): new rows of the primary
+    key gather at its newest edge instead of on random pages."""
+    drawn = []
+
+    def next_millisecond():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(0.002)")
+
+    for n in range(3):
+        audit.record_reads(
+            actor=admin, action="patient.read", object_type="patient", objects=[(n, None)]
+        )
+        drawn.append(written_order(action="patient.read")[-1].id)
+        next_millisecond()
+        drawn.append(audit.record(actor=admin, action="x", object_type="y", object_id=n).id)
+        next_millisecond()
+    assert drawn == sorted(drawn)
+    assert len(set(drawn)) == 6
