@@ -8,14 +8,22 @@ trail's page of read events draws the same layout in PostgreSQL (clinic_uuid7(),
 clinic/0009). The id tells when the row was made, to the millisecond; every such row shows its
 time anyway (`at`, `starts_at`, `created_at`).
 
-uuid6 until Python 3.14's uuid.uuid7.
+Used by the rows that grow with the clinics' work: audit events, series, sessions, screenings,
+treatment records and amendments, aftercare plans, consents, recall notices, notifications,
+inbound messages, webhook deliveries (tests/clinic/test_ids.py holds the list). Clinics, staff,
+patients, rooms, lots, templates, forms, endpoints and timetable rows keep random ids: they are
+few, and a patient's id need not tell when the patient was registered.
+
+Drawn by uuid-utils (the Rust `uuid` crate's v7: a counter within the millisecond keeps ids
+of one process in order without moving their time ahead, and the time is the system clock's,
+which tests that move Python's clock do not move), until Python 3.14's uuid.uuid7.
 """
 
 import uuid
 
-from uuid6 import uuid7
+from uuid_utils.compat import uuid7
 
 
 def time_ordered_uuid() -> uuid.UUID:
-    """A UUIDv7, as a plain uuid.UUID (uuid6's subclass stays inside this module)."""
-    return uuid.UUID(int=uuid7().int)
+    """A UUIDv7, as a plain uuid.UUID."""
+    return uuid7()

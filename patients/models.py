@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Value
 from django.db.models.functions import Concat, Upper
 
+from clinic.ids import time_ordered_uuid
 from clinic.models import Clinic
 from patients.rules import FITZPATRICK_TYPES
 
@@ -123,7 +124,7 @@ class Screening(models.Model):
     so a later change of the rules or of the clinic's settings never rewrites history.
     """
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="screenings")
     screened_at = models.DateTimeField()

@@ -6,7 +6,6 @@ however many requests race. Cancelled and no-show sessions fall outside the cons
 so they free their time.
 """
 
-import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,6 +17,7 @@ from django.contrib.postgres.fields import (
 )
 from django.db import models
 
+from clinic.ids import time_ordered_uuid
 from clinic.models import Clinic, Room
 from patients.models import Patient
 from scheduling import rules
@@ -69,7 +69,7 @@ class Series(models.Model):
     whenever it is read (scheduling.selectors), never stored, so it cannot drift.
     """
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="series")
     indication = models.CharField(max_length=32, choices=Indication.choices)
@@ -121,7 +121,7 @@ class Session(models.Model):
     are cancelled or moved.
     """
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     series = models.ForeignKey(Series, on_delete=models.PROTECT, related_name="sessions")
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="sessions")

@@ -11,6 +11,7 @@ from django.db.models import Value
 from django.db.models.functions import Mod
 from django.db.models.lookups import Exact
 
+from clinic.ids import time_ordered_uuid
 from clinic.models import Clinic
 from treatments import rules
 
@@ -109,7 +110,7 @@ class TreatmentRecord(models.Model):
     handpiece, and the needle depth per area. Never edited in place: corrections are
     `TreatmentAmendment`s that keep this record as it was written."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     session = models.ForeignKey(
         "scheduling.Session", on_delete=models.PROTECT, related_name="treatment_records"
@@ -209,7 +210,7 @@ class TreatmentAmendment(models.Model):
 
     The original record is untouched; the current values are the latest amendment's."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     record = models.ForeignKey(TreatmentRecord, on_delete=models.PROTECT, related_name="amendments")
     amended_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -234,7 +235,7 @@ class TreatmentAmendment(models.Model):
 class AftercarePlan(models.Model):
     """The aftercare given with one treatment: a snapshot of the clinic's template then."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     session = models.ForeignKey(
         "scheduling.Session", on_delete=models.PROTECT, related_name="aftercare_plans"
@@ -271,7 +272,7 @@ class RecallNotice(models.Model):
     One per (recall, lot), ever: however often the feed is polled. While open, the lot is
     quarantined; an admin confirms it (the lot is recalled) or dismisses it (the lot is free)."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     tip_lot = models.ForeignKey(TipLot, on_delete=models.PROTECT, related_name="recall_notices")
     # Where the recall comes from ("openfda") and its id there (openFDA's res_event_number).
@@ -390,7 +391,7 @@ class Consent(models.Model):
     """A patient's signature on one exact consent form version, witnessed by the signed-in
     staff member; revocable, never deleted."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     patient = models.ForeignKey(
         "patients.Patient", on_delete=models.PROTECT, related_name="consents"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
@@ -25,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from clinic import audit
+from clinic.ids import time_ordered_uuid
 
 
 class QueryCountMiddleware:
@@ -143,7 +143,7 @@ def _read(target: dict[str, Any]) -> HttpResponse:
 def _booking(spec: dict[str, Any], target: dict[str, Any]) -> HttpResponse:
     """A booking's SELECTs (the captured booking's, on this target's patient, series and
     provider), then its INSERTs: the session and its audit event."""
-    session_id = uuid.uuid4()
+    session_id = time_ordered_uuid()
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         substitute = dict(zip(spec["captured_ids"], target["ids"], strict=True))
@@ -189,7 +189,7 @@ def _treatment(spec: dict[str, Any], target: dict[str, Any]) -> HttpResponse:
     """A treatment's SELECTs (the captured one's, on this target's ids), then its writes: one
     cartridge taken, the record and its depths, the aftercare plan, the session completed, and
     the audit events in one INSERT."""
-    record_id = uuid.uuid4()
+    record_id = time_ordered_uuid()
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         substitute = dict(zip(spec["captured_ids"], target["ids"], strict=True))
@@ -230,7 +230,7 @@ def _treatment(spec: dict[str, Any], target: dict[str, Any]) -> HttpResponse:
             " template_id, steps, created_at)"
             " SELECT %s, %s, %s, %s, id, steps, %s FROM treatments_aftercaretemplate"
             " WHERE clinic_id = %s AND is_default",
-            [uuid.uuid4(), clinic_id, session_id, record_id, now, clinic_id],
+            [time_ordered_uuid(), clinic_id, session_id, record_id, now, clinic_id],
         )
         cursor.execute(
             "UPDATE scheduling_session SET status = 'completed', completed_at = %s,"

@@ -7,10 +7,9 @@ workers only one sends it. Registered by scheduling.models, which imports this m
 the session model as a string so the two never import each other.
 """
 
-import uuid
-
 from django.db import models
 
+from clinic.ids import time_ordered_uuid
 from clinic.models import Clinic, User
 from patients.models import Patient
 from scheduling.rules import InboundAction
@@ -52,7 +51,7 @@ class Notification(models.Model):
     recall notice to each admin) is keyed by the staff member the same way.
     """
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     patient = models.ForeignKey(
         Patient, on_delete=models.PROTECT, related_name="notifications", null=True, blank=True
@@ -144,7 +143,7 @@ class InboundMessage(models.Model):
     The provider's `message_id` is handled once: the constraints refuse a second row.
     """
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     clinic = models.ForeignKey(
         Clinic, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )

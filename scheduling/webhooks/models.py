@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
+from clinic.ids import time_ordered_uuid
 from clinic.models import Clinic
 from scheduling.webhooks.rules import (
     LAST_ERROR_MAX_LENGTH,
@@ -69,7 +70,7 @@ class WebhookEndpoint(models.Model):
 class WebhookDelivery(models.Model):
     """One event to one endpoint: the outbox row and its sending state."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries"

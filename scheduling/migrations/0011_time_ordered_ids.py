@@ -1,0 +1,40 @@
+# Rows that accumulate with the clinics' work get time-ordered ids (UUIDv7, clinic/ids.py): new keys
+# land at the primary key's newest edge. Rows made before keep theirs. No change to the table.
+
+import clinic.ids
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('scheduling', '0010_scan_lease'),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name='inboundmessage',
+            name='id',
+            field=models.UUIDField(default=clinic.ids.time_ordered_uuid, editable=False, primary_key=True, serialize=False),
+        ),
+        migrations.AlterField(
+            model_name='notification',
+            name='id',
+            field=models.UUIDField(default=clinic.ids.time_ordered_uuid, editable=False, primary_key=True, serialize=False),
+        ),
+        migrations.AlterField(
+            model_name='series',
+            name='id',
+            field=models.UUIDField(default=clinic.ids.time_ordered_uuid, editable=False, primary_key=True, serialize=False),
+        ),
+        migrations.AlterField(
+            model_name='session',
+            name='id',
+            field=models.UUIDField(default=clinic.ids.time_ordered_uuid, editable=False, primary_key=True, serialize=False),
+        ),
+        migrations.AlterField(
+            model_name='webhookdelivery',
+            name='id',
+            field=models.UUIDField(default=clinic.ids.time_ordered_uuid, editable=False, primary_key=True, serialize=False),
+        ),
+    ]
