@@ -9,7 +9,8 @@ Concurrency is decided by PostgreSQL:
   first for a precise answer; when a concurrent booking wins the race anyway, the constraint's
   refusal is turned into the very same error.
 - "Series full" and the interval rule are decided one booking at a time per series: booking and
-  rescheduling lock the series row (FOR NO KEY UPDATE) before they look at its sessions.
+  rescheduling lock the series row (FOR NO KEY UPDATE) before they look at its sessions, and a
+  cancel or no-show, which frees a place, locks it too once it has changed the session.
 - Booking locks the patient row too, as recording a screening and archiving do, so a new
   screening cannot slip between a booking's eligibility check and its commit (the session's
   flags would be stale) and an archived patient gets no new session.

@@ -17,7 +17,12 @@ from patients import rules as patient_rules
 from scheduling import rules
 from scheduling.errors import PatientNotEligible
 from scheduling.models import Series, Session
-from scheduling.rules import OPEN_SESSION_STATUSES, SeriesStatus, SessionStatus
+from scheduling.rules import (
+    ACTIVE_SESSION_STATUSES,
+    OPEN_SESSION_STATUSES,
+    SeriesStatus,
+    SessionStatus,
+)
 from scheduling.services.locks import lock_series
 from scheduling.webhooks import outbox as webhooks
 from scheduling.webhooks.rules import WebhookEventType as Event
@@ -185,6 +190,12 @@ def _transition(
         if not updated:
             current = Session.objects.filter(pk=session.pk).values_list("status", flat=True)
             raise InvalidState(f"A {current.first() or 'missing'} session cannot become {target}.")
+        if target not in ACTIVE_SESSION_STATUSES:
+            # It gives up its place in the series: the series' lock (after the session's row,
+            # the one order) keeps it from slipping between a booking's count of the places
+            # before its own and that booking's commit, so the booking answers the number its
+            # session has once both have committed.
+            lock_series(session.series_id)
         audit.record(
             actor=actor,
             action=action,

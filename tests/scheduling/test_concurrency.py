@@ -230,3 +230,66 @@ def test_time_off_racing_bookings_one_of_them_wins(
             **({(409, "sessions_conflict"): booked} if booked else {}),
         }
     )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["cancel", "no-show"])
+def test_a_session_that_gives_up_its_place_waits_for_the_series_lock(
+    api, front_desk, many_series, provider, at, action
+):
+    """A cancel or no-show frees a place in the series' numbering, so it takes the series'
+    lock, which a booking holds while it counts the places before its own: the booking's
+    answered `number` is then the one its session has once both have committed."""
+    import threading
+
+    from django.db import transaction
+
+    from scheduling.models import Series
+    from tests.factories import SessionFactory
+
+    series = many_series(1)[0]
+    session = SessionFactory(
+        series=series, provider=provider, starts_at=at(-1 if action == "no-show" else 1)
+    )
+    locked, release, answers = threading.Event(), threading.Event(), []
+
+    def hold_the_series_lock():  # as a booking of the series does while it counts
+        try:
+            with transaction.atomic():
+                Series.objects.select_for_update(no_key=True).get(pk=series.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def change():
+        try:
+            answers.append(api(front_desk).post(f"/api/v1/sessions/{session.id}/{action}/", {}))
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_series_lock)
+    holder.start()
+    assert locked.wait(10)
+    changer = threading.Thread(target=change)
+    changer.start()
+    try:
+        waiting = 0
+        for _ in range(100):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+                waiting = cursor.fetchone()[0]
+            if waiting or not changer.is_alive():
+                break
+            changer.join(0.05)
+        assert waiting == 1 and changer.is_alive()
+    finally:
+        release.set()
+        holder.join()
+        changer.join()
+    assert answers[0].status_code == 200, answers[0].json()
+    session.refresh_from_db()
+    assert session.status == {"cancel": "cancelled", "no-show": "no_show"}[action]
