@@ -422,6 +422,11 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        # django_guid says at INFO, on every request, whether the request brought an
+        # X-Request-ID: a line per request that tells nothing the other lines do not (each
+        # carries the id, as do the response header and the audit rows). 92 of an availability
+        # read's 3,700 Python calls.
+        "django_guid": {"level": "WARNING"},
     },
 }
 

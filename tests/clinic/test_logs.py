@@ -93,6 +93,22 @@ def test_a_patient_prints_as_its_id_never_its_name():
     assert repr(patient) == f"<Patient: Patient {patient.pk}>"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", [{}, {"HTTP_X_REQUEST_ID": "0123456789abcdef0123456789abcdef"}])
+def test_a_request_writes_no_line_about_its_request_id(api, admin, caplog, header):
+    """django_guid's INFO line per request (whether X-Request-ID came) is left out; the id is
+    still answered, and INFO lines of ours are still written (so the check can fail)."""
+    with caplog.at_level(logging.DEBUG):
+        response = api(admin).get("/api/v1/clinic/", **header)
+        logging.getLogger("clinic").info("a line of ours")
+    assert response.status_code == 200
+    guid = response["X-Request-ID"]
+    assert guid == header.get("HTTP_X_REQUEST_ID", guid) and len(guid) == 32
+    assert [r.name for r in caplog.records if r.name.startswith("django_guid")] == []
+    ours = [r for r in caplog.records if r.getMessage() == "a line of ours"]
+    assert len(ours) == 1
+
+
 def test_every_handler_has_the_filter():
     configured = settings.LOGGING["handlers"]
     assert {name: handler["filters"][-1] for name, handler in configured.items()} == {
