@@ -164,10 +164,9 @@ _DETAIL = AuditEvent._meta.get_field("detail")
 @functools.cache
 def insert_statement(varying: tuple[str, ...]) -> str:
     """One INSERT of any number of events: a column in `varying` as an array (an element per
-    event, in chain order), any other as one value they share (`id` in neither: drawn by
-    PostgreSQL, time-ordered as the model's are, by `clinic_uuid7()`). A shared `at` is the
-    first event's, each next one a microsecond later: each event keeps its own moment, in
-    chain order (the audit list's cursor pages on `at`).
+    event, in chain order), any other as one value they share (`id` in neither: PostgreSQL's
+    `clinic_uuid7()`). A shared `at` is the first event's, each next one a microsecond later:
+    each event keeps its own moment, in chain order (the audit list's cursor pages on `at`).
     One text for any number of events, which psycopg converts once (a VALUES list is split
     and quoted on every call): a page's read events cost a tenth of that INSERT's Python.
     The benchmark's floor writes its audit rows with it too (benchmarks/scale/floor.py)."""

@@ -220,7 +220,7 @@ def queue_notifications(stack: Stack, count: int) -> None:
         INSERT INTO scheduling_notification (id, clinic_id, patient_id, session_id, kind,
             subject_key, channel, status, scheduled_for, attempts, claimed_by, last_error,
             created_at, staff_id, claimed_at, sent_at)
-        SELECT gen_random_uuid(), p.clinic_id, p.id, NULL, 'lot_recall',
+        SELECT clinic_uuid7(), p.clinic_id, p.id, NULL, 'lot_recall',
                'faults:' || gen_random_uuid(), 'email', 'pending', now(), 0, '', '', now(),
                NULL, NULL, NULL
         FROM generate_series(1, {int(count)}) g

@@ -3,13 +3,14 @@ them, refresh session flags, reclaim stuck rows and send what is due."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -30,6 +31,8 @@ from scheduling.notifications.outbox import SEND_DUE_TASK, insert, publish_tasks
 from scheduling.notifications.sender import reclaim_stuck, send_due
 from scheduling.notifications.texts import next_due_after
 
+logger = logging.getLogger(__name__)
+
 # Messages that are not tied to an appointment time go out in the clinic's daytime.
 DAYTIME_START = time(9)
 DAYTIME_END = time(20)
@@ -49,7 +52,8 @@ def _scan_lease() -> Iterator[bool]:
     works behind PgBouncer in transaction mode, and a scan that dies holding it is relieved
     once `held_until` has passed (NOTIFICATION_SCAN_LEASE_SECONDS).
     """
-    holder = f"{liveness.identity() or 'scan'}/{uuid.uuid4()}"[:64]
+    # The unique part first: a long host name is what the column's 64 characters cut.
+    holder = f"{uuid.uuid4()}/{liveness.identity() or 'scan'}"[:64]
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO scheduling_scanlease AS lease (name, holder, held_until)"
@@ -65,7 +69,12 @@ def _scan_lease() -> Iterator[bool]:
         yield acquired
     finally:
         if acquired:
-            ScanLease.objects.filter(name=SCAN_LEASE, holder=holder).delete()
+            try:
+                ScanLease.objects.filter(name=SCAN_LEASE, holder=holder).delete()
+            except DatabaseError:
+                # The database went away (the scan's own error, if any, is the one raised):
+                # the lease lapses at held_until.
+                logger.warning("could not give back the scan lease; it lapses by itself")
 
 
 def scan() -> dict[str, int]:

@@ -194,7 +194,7 @@ def _transition(
             # It gives up its place in the series: the series' lock (after the session's row,
             # the one order) keeps it from slipping between a booking's count of the places
             # before its own and that booking's commit, so the booking answers the number its
-            # session has once both have committed.
+            # session has when it commits (as if the two had run one after the other).
             lock_series(session.series_id)
         audit.record(
             actor=actor,

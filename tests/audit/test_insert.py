@@ -221,7 +221,7 @@ def test_every_event_id_is_a_uuid7_of_the_moment_it_was_written(admin):
     assert one.id in ids and len(ids) == 51
     assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
     # Python's clock and PostgreSQL's are the same machine's here.
-    assert all(before - 5 <= _milliseconds(i) <= after + 5 for i in ids)
+    assert all(before - 20 <= _milliseconds(i) <= after + 20 for i in ids)
     assert len({i.int & ((1 << 62) - 1) for i in ids}) == 51  # random bits differ
 
 
@@ -230,9 +230,9 @@ def test_ids_grow_with_the_moment_they_are_drawn(admin):
     key gather at its newest edge instead of on random pages."""
     drawn = []
 
-    def next_millisecond():
+    def next_millisecond():  # and then some: Python's and PostgreSQL's clocks may differ a little
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_sleep(0.002)")
+            cursor.execute("SELECT pg_sleep(0.02)")
 
     for n in range(3):
         audit.record_reads(

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import OperationalError, connection
 from django.db.models.functions import Now
 
 from scheduling.models import ScanLease
@@ -39,7 +39,7 @@ def test_a_scan_gives_its_lease_back():
         assert acquired
         lease = ScanLease.objects.get()
         assert lease.name == scans.SCAN_LEASE
-        assert lease.holder.startswith("scan/")  # no heartbeat in tests: "scan/<uuid>"
+        assert lease.holder.endswith("/scan")  # "<uuid>/scan": no heartbeat in tests
     assert not ScanLease.objects.exists()
 
 
@@ -54,6 +54,22 @@ def test_a_scan_gives_its_lease_back_when_it_fails(monkeypatch, make_booked_sess
     with pytest.raises(RuntimeError):
         scan_at(ny(2026, 3, 11, 10))
     assert not ScanLease.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_lease_that_cannot_be_given_back_does_not_hide_the_scans_error(monkeypatch):
+    """The database gone at the end: the scan's own error is the one raised, and the lease
+    is left to lapse."""
+
+    def gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with pytest.raises(RuntimeError, match="the scan's own"), scans._scan_lease() as acquired:
+        assert acquired
+        monkeypatch.setattr(ScanLease.objects, "filter", gone)
+        raise RuntimeError("the scan's own")
+    monkeypatch.undo()
+    assert ScanLease.objects.count() == 1  # lapses at held_until
 
 
 @pytest.mark.django_db
