@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from clinic import audit
 from clinic.errors import InvalidInput, InvalidState
-from clinic.ids import time_ordered_uuid
 from clinic.models import Role, User
 from scheduling.notifications import outbox
 from scheduling.notifications.models import Notification, NotificationKind
@@ -89,7 +88,6 @@ def record_recall(recall: recall_feed.FeedRecall) -> list[RecallNotice]:
 def _open_notice(lot_id: uuid.UUID, recall: recall_feed.FeedRecall) -> RecallNotice | None:
     lot = TipLot.objects.select_for_update().get(pk=lot_id)
     notice = RecallNotice(
-        id=time_ordered_uuid(),
         clinic_id=lot.clinic_id,
         tip_lot=lot,
         source=SOURCE,

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import OperationalError, connection
+from django.db import connection
 from django.db.models.functions import Now
 
 from scheduling.models import ScanLease
@@ -56,19 +56,29 @@ def test_a_scan_gives_its_lease_back_when_it_fails(monkeypatch, make_booked_sess
     assert not ScanLease.objects.exists()
 
 
-@pytest.mark.django_db
-def test_a_lease_that_cannot_be_given_back_does_not_hide_the_scans_error(monkeypatch):
-    """The database gone at the end: the scan's own error is the one raised, and the lease
-    is left to lapse."""
+@pytest.mark.django_db(transaction=True)
+def test_a_lease_that_cannot_be_given_back_does_not_hide_the_scans_error():
+    """The scan's connection killed before it gives the lease back (a real lost connection,
+    from another session): the scan's own error is the one raised, and the lease is left to
+    lapse."""
 
-    def gone(*args, **kwargs):
-        raise OperationalError("server closed the connection unexpectedly")
+    def kill(pid):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        finally:
+            connection.close()
 
     with pytest.raises(RuntimeError, match="the scan's own"), scans._scan_lease() as acquired:
         assert acquired
-        monkeypatch.setattr(ScanLease.objects, "filter", gone)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        killer = threading.Thread(target=kill, args=[pid])
+        killer.start()
+        killer.join()
         raise RuntimeError("the scan's own")
-    monkeypatch.undo()
+    connection.close()  # the killed one
     assert ScanLease.objects.count() == 1  # lapses at held_until
 
 

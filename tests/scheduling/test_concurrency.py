@@ -239,7 +239,7 @@ def test_a_session_that_gives_up_its_place_waits_for_the_series_lock(
 ):
     """A cancel or no-show frees a place in the series' numbering, so it takes the series'
     lock, which a booking holds while it counts the places before its own: the booking's
-    answered `number` is then the one its session has once both have committed."""
+    answered `number` is then the one its session has when it commits."""
     import threading
 
     from django.db import transaction
