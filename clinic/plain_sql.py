@@ -7,8 +7,9 @@ lookup by key (about 0.5 ms of the token's 0.9 ms per request, docs/benchmarks.m
 into what the ORM would have returned (values, or instances with their select_related objects
 and annotations, through the same converters). It serves the bearer token's lookup, the slot
 reads of booking and availability, series and session detail, a body's ids
-(ClinicRelatedField), a patient's latest screening, booking's and treatment's row locks.
-Anything else goes through the ORM.
+(ClinicRelatedField), a patient's latest screening, booking's and treatment's row locks, the
+audit trail's and a lot's usage pages (`window`, `window_objects`). Anything else goes through
+the ORM.
 """
 
 from __future__ import annotations
@@ -69,11 +70,18 @@ class CompiledQuery:
         """For a queryset of model instances (select_related and annotations included): the
         instances, made as Django's ModelIterable makes them from the same row."""
         compiled = self._compiled(values)
-        plan = compiled.instances
-        if plan is None:
-            raise TypeError("objects() is for a queryset of model instances; use rows()")
+        return self._objects(compiled, _plan(compiled), self._rows(compiled, values))
+
+    def window_objects(self, offset: int, limit: int, **values: Value) -> list[Model]:
+        """`objects()` offset..offset + limit, as `window()` reads rows."""
+        compiled = self._compiled(values)
+        plan = _plan(compiled)
+        return self._objects(compiled, plan, self.window(offset, limit, **values))
+
+    @staticmethod
+    def _objects(compiled: _Compiled, plan: _Instances, rows: list[tuple[Any, ...]]) -> list[Model]:
         found = []
-        for row in self._rows(compiled, values):
+        for row in rows:
             obj = plan.model.from_db(compiled.using, plan.names, row[plan.start : plan.end])
             for populator in plan.related:
                 populator.populate(row, obj)
@@ -139,6 +147,20 @@ class CompiledQuery:
         return converted
 
 
+def _ordered(query: Any) -> bool:
+    """Whether the query's SQL orders its rows, by its own order_by or its model's ordering (as
+    QuerySet.ordered tells; a GROUP BY drops the model's ordering)."""
+    if query.extra_order_by or query.order_by:
+        return True
+    return bool(query.default_ordering and query.get_meta().ordering and not query.group_by)
+
+
+def _plan(compiled: _Compiled) -> _Instances:
+    if compiled.instances is None:
+        raise TypeError("objects() is for a queryset of model instances; use rows()")
+    return compiled.instances
+
+
 # Where a compiled parameter comes from: ("value", name) a call's value, ("const", x) the same
 # for every call, ("range", type, bounds, lower, upper) a range of two of these.
 _Source = tuple[Any, ...]
@@ -169,7 +191,7 @@ class _Compiled:
         self.sql = sql
         query = compiler.query
         # Nothing follows the ORDER BY of such a query's SQL but what slicing would write.
-        self.windowable = bool(query.order_by) and not (
+        self.windowable = _ordered(query) and not (
             locks or query.low_mark or query.high_mark is not None or query.combinator
         )
         self.windowed_sql = sql + " LIMIT %s OFFSET %s"

@@ -51,7 +51,7 @@ def _depth_row(area: str, depth_mm: Decimal) -> dict[str, str]:
     return {"area": area, "depth_mm": f"{depth_mm:.2f}"}
 
 
-def _amendment(db: str, record_id: UUID, row: dict[str, Any]) -> TreatmentAmendment:
+def _amendment(db: str | None, record_id: UUID, row: dict[str, Any]) -> TreatmentAmendment:
     # A timestamptz in JSON is its ISO 8601 text, in the connection's time zone (UTC).
     return TreatmentAmendment.from_db(
         db,
@@ -73,13 +73,17 @@ class _RecordIterable(ModelIterable):
     them without a query), from the two JSON arrays read with it."""
 
     def __iter__(self) -> Iterator[TreatmentRecord]:
-        db = self.queryset.db
         for record in super().__iter__():
-            fields = record.__dict__
-            fields["depth_rows"] = fields["depth_rows"] or []  # NULL: no depths
-            amendments = fields.pop("amendment_rows") or []
-            _attach_amendments(record, [_amendment(db, record.id, row) for row in amendments])
-            yield record
+            yield _with_rows(record)
+
+
+def _with_rows(record: TreatmentRecord) -> TreatmentRecord:
+    """The record read with `_records_with_rows()`'s two JSON arrays, each in its place."""
+    db, fields = record._state.db, record.__dict__
+    fields["depth_rows"] = fields["depth_rows"] or []  # NULL: no depths
+    amendments = fields.pop("amendment_rows") or []
+    _attach_amendments(record, [_amendment(db, record.id, row) for row in amendments])
+    return record
 
 
 def _attach_amendments(record: TreatmentRecord, rows: list[TreatmentAmendment]) -> None:
@@ -139,6 +143,29 @@ def record_of_session(clinic_id: UUID, session_id: UUID) -> TreatmentRecord | No
 
 def lot_usage(clinic_id: UUID, lot_id: UUID) -> QuerySet[TreatmentRecord]:
     return treatment_records().filter(clinic_id=clinic_id, tip_lot_id=lot_id)
+
+
+_LOT_USAGE = CompiledQuery(lambda *, clinic_id, lot_id: lot_usage(clinic_id, lot_id))
+
+
+class LotUsage:
+    """`lot_usage()` as a paginator slices a queryset (`usage[offset:stop]`, a list), each
+    page read by one statement compiled once (clinic.plain_sql) instead of a queryset built
+    and compiled anew per request (a SELECT with two JSON subqueries: about 1.7 ms of CPU per
+    page, docs/benchmarks.md). The same records as the queryset's, with their depths and
+    amendments."""
+
+    def __init__(self, clinic_id: UUID, lot_id: UUID) -> None:
+        self.clinic_id, self.lot_id = clinic_id, lot_id
+
+    def __getitem__(self, window: slice) -> list[TreatmentRecord]:
+        offset, stop = window.start or 0, window.stop
+        if window.step is not None or stop is None or stop < offset:
+            raise ValueError("a lot's usage is read a page at a time")
+        records: Any = _LOT_USAGE.window_objects(
+            offset, stop - offset, clinic_id=self.clinic_id, lot_id=self.lot_id
+        )
+        return [_with_rows(record) for record in records]
 
 
 # Read by every treatment, with the same shape each time: compiled once (clinic.plain_sql).

@@ -96,6 +96,24 @@ class ClinicScopedViewSet(ClinicAPIView, viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[Any]:
         return self.scoped_queryset(self.request.user.clinic_id)
 
+    def compiled_object(self) -> Any:
+        """What `get_object()` answers, by the view's lookup compiled once (by primary key in
+        `scoped_queryset`, clinic.plain_sql.CompiledQuery) instead of built per request: for
+        views whose object is `scoped_queryset`'s alone (no get_queryset or filters of their
+        own, which this lookup would not apply)."""
+        view = type(self)
+        if view.get_queryset is not ClinicScopedViewSet.get_queryset or view.lookup_field != "pk":
+            raise TypeError(f"{view.__name__} reads its object through its own get_queryset")
+        try:
+            pk = uuid.UUID(str(self.kwargs[self.lookup_url_kwarg or self.lookup_field]))
+        except ValueError:
+            raise Http404 from None
+        obj = _retrieve_query(view).first(clinic_id=self.request.user.clinic_id, pk=pk)
+        if obj is None:
+            raise Http404
+        self.check_object_permissions(self.request, obj)
+        return obj
+
 
 class PatientDataViewSet(ClinicScopedViewSet):
     """A viewset over patient data: its list and retrieve leave one audit event per object
@@ -125,15 +143,7 @@ class PatientDataViewSet(ClinicScopedViewSet):
     def get_object(self) -> Any:
         if not self.compiled_retrieve or self.action != "retrieve":
             return super().get_object()
-        try:
-            pk = uuid.UUID(str(self.kwargs[self.lookup_url_kwarg or self.lookup_field]))
-        except ValueError:
-            raise Http404 from None
-        obj = _retrieve_query(type(self)).first(clinic_id=self.request.user.clinic_id, pk=pk)
-        if obj is None:
-            raise Http404
-        self.check_object_permissions(self.request, obj)
-        return obj
+        return self.compiled_object()
 
     def audited_patient_id(self, obj: Any) -> uuid.UUID | None:
         return obj.patient_id

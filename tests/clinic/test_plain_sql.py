@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from knox.models import AuthToken
@@ -277,6 +278,12 @@ def test_a_window_is_the_orm_s_slice_of_the_same_query(clinic, front_desk):
     for offset, limit in ((0, 2), (2, 2), (4, 2), (1, 10), (0, 0), (7, 3)):
         window = query.window(offset, limit, **values)
         assert window == list(sessions_of(**values)[offset : offset + limit])
+    # Ordered by the model's Meta.ordering alone (no order_by): a window too.
+    by_model = CompiledQuery(lambda *, provider_id: Session.objects.filter(provider_id=provider_id))
+    every = list(Session.objects.filter(provider_id=provider.id))
+    assert [s.pk for s in by_model.window_objects(1, 3, provider_id=provider.id)] == [
+        s.pk for s in every[1:4]
+    ]
     # One statement for every window (compiled twice, the check of _Compiled): its bounds are
     # parameters, not part of the SQL.
     assert len(builds) == 2
@@ -287,10 +294,11 @@ def test_a_window_is_the_orm_s_slice_of_the_same_query(clinic, front_desk):
 @pytest.mark.parametrize(
     "build",
     [
-        lambda *, pk: Session.objects.filter(pk=pk),
+        lambda *, pk: Session.objects.filter(pk=pk).order_by(),
+        lambda *, pk: Session.objects.filter(pk=pk).values("patient_id").annotate(n=Count("pk")),
         lambda *, pk: Session.objects.filter(pk=pk).order_by("starts_at")[:5],
     ],
-    ids=["not ordered", "already sliced"],
+    ids=["not ordered", "grouped (no model ordering)", "already sliced"],
 )
 def test_a_window_of_a_query_that_is_not_ordered_or_is_sliced_is_refused(build):
     with pytest.raises(ValueError, match="ordered query"):

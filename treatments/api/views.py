@@ -145,8 +145,8 @@ class TipLotActionsViewSet(ClinicScopedViewSet):
 
     @extend_schema(responses={200: TreatmentRecordSerializer(many=True)})
     def usage(self, request: Request, pk: str) -> Response:
-        lot = self.get_object()
-        page = self.paginate_queryset(selectors.lot_usage(lot.clinic_id, lot.id))
+        lot = self.compiled_object()
+        page = self.paginate_queryset(selectors.LotUsage(lot.clinic_id, lot.id))
         audit.record_reads(
             actor=request.user,
             action="treatment.read",
