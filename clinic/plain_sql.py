@@ -21,7 +21,7 @@ from uuid import UUID, uuid4
 
 from django.db import connections
 from django.db.models import Model, QuerySet
-from django.db.models.query import get_related_populators
+from django.db.models.query import ModelIterable, get_related_populators
 from django.db.transaction import TransactionManagementError
 from psycopg.types.range import Range
 
@@ -90,6 +90,11 @@ class CompiledQuery:
             found.append(obj)
         return found
 
+    def pages(self, **values: Value) -> Pages:
+        """These values' rows, or instances for a query of model instances, as a paginator
+        slices a queryset (clinic.api.pagination): `pages[offset:stop]` is one window."""
+        return Pages(self, values)
+
     def first(self, **values: Value) -> Model | None:
         """The first instance, or None (as QuerySet.first on a query that orders)."""
         found = self.objects(**values)
@@ -147,6 +152,24 @@ class CompiledQuery:
         return converted
 
 
+class Pages:
+    """A compiled query's rows (instances for a query of model instances) for one call's
+    values, sliced as a paginator slices a queryset: `pages[offset:stop]` is the list of that
+    window, read by the one compiled statement (`window`, `window_objects`)."""
+
+    def __init__(self, query: CompiledQuery, values: dict[str, Value]) -> None:
+        self.query, self.values = query, values
+
+    def __getitem__(self, window: slice) -> list[Any]:
+        if not isinstance(window, slice) or window.step is not None or window.stop is None:
+            raise ValueError("a compiled list is read a window at a time: [offset:stop]")
+        offset = window.start or 0
+        limit = max(window.stop - offset, 0)  # [5:2] is empty, as a queryset's
+        if self.query._compiled(self.values).instances is None:
+            return self.query.window(offset, limit, **self.values)
+        return self.query.window_objects(offset, limit, **self.values)
+
+
 def _ordered(query: Any) -> bool:
     """Whether the query's SQL orders its rows, by its own order_by or its model's ordering (as
     QuerySet.ordered tells; a GROUP BY drops the model's ordering)."""
@@ -175,7 +198,7 @@ class _Compiled:
     def __init__(
         self, build: Callable[..., QuerySet[Any]], values: dict[str, Any], using: str, locks: bool
     ) -> None:
-        (sql, sources, compiler), (other_sql, other_sources, _) = (
+        (sql, sources, compiler, models), (other_sql, other_sources, _, _) = (
             self._compile(build, values, using, ascending, locks) for ascending in (True, False)
         )
         if sql != other_sql or sources != other_sources:
@@ -202,7 +225,8 @@ class _Compiled:
                 [selected[0] for selected in compiler.select]
             ).items()
         ]
-        self.instances = _Instances(compiler, using) if compiler.klass_info else None
+        # Instances for a queryset of them (the compiler has a klass_info for values too).
+        self.instances = _Instances(compiler, using) if models and compiler.klass_info else None
 
     @staticmethod
     def _compile(
@@ -211,7 +235,7 @@ class _Compiled:
         using: str,
         ascending: bool,
         locks: bool,
-    ) -> tuple[str, list[_Source], Any]:
+    ) -> tuple[str, list[_Source], Any, bool]:
         stand_ins: dict[Any, str] = {}
         given: dict[str, Any] = {}
         for position, (name, value) in enumerate(sorted(values.items())):
@@ -247,7 +271,8 @@ class _Compiled:
             raise ValueError("select_for_update() and CompiledQuery(locks=True) go together")
         compiler = queryset.using(using).query.get_compiler(using=using)
         sql, raw = compiler.as_sql()
-        return sql, [_source(param, stand_ins) for param in raw], compiler
+        models = issubclass(private._iterable_class, ModelIterable)
+        return sql, [_source(param, stand_ins) for param in raw], compiler, models
 
 
 class _Instances:

@@ -156,16 +156,10 @@ class LotUsage:
     amendments."""
 
     def __init__(self, clinic_id: UUID, lot_id: UUID) -> None:
-        self.clinic_id, self.lot_id = clinic_id, lot_id
+        self._pages = _LOT_USAGE.pages(clinic_id=clinic_id, lot_id=lot_id)
 
     def __getitem__(self, window: slice) -> list[TreatmentRecord]:
-        offset, stop = window.start or 0, window.stop
-        if window.step is not None or stop is None or stop < offset:
-            raise ValueError("a lot's usage is read a page at a time")
-        records: Any = _LOT_USAGE.window_objects(
-            offset, stop - offset, clinic_id=self.clinic_id, lot_id=self.lot_id
-        )
-        return [_with_rows(record) for record in records]
+        return [_with_rows(record) for record in self._pages[window]]
 
 
 # Read by every treatment, with the same shape each time: compiled once (clinic.plain_sql).

@@ -284,6 +284,14 @@ def test_a_window_is_the_orm_s_slice_of_the_same_query(clinic, front_desk):
     assert [s.pk for s in by_model.window_objects(1, 3, provider_id=provider.id)] == [
         s.pk for s in every[1:4]
     ]
+    # Pages: the same windows, sliced as a paginator slices a queryset.
+    pages = query.pages(**values)
+    assert pages[1:3] == list(sessions_of(**values)[1:3])
+    assert pages[4:2] == []
+    for window in (slice(0, None), slice(0, 4, 2)):
+        with pytest.raises(ValueError, match="a window at a time"):
+            pages[window]
+    assert [s.pk for s in by_model.pages(provider_id=provider.id)[0:2]] == [s.pk for s in every[:2]]
     # One statement for every window (compiled twice, the check of _Compiled): its bounds are
     # parameters, not part of the SQL.
     assert len(builds) == 2
