@@ -155,7 +155,10 @@ class CompiledQuery:
 class Pages:
     """A compiled query's rows (instances for a query of model instances) for one call's
     values, sliced as a paginator slices a queryset: `pages[offset:stop]` is the list of that
-    window, read by the one compiled statement (`window`, `window_objects`)."""
+    window, read by the one compiled statement (`window`, `window_objects`). Rows are tuples,
+    as `rows()` gives them, whatever values() or values_list() the build asked for; instances
+    are made as ModelIterable makes them (a subclass's own post-processing, such as
+    treatments.selectors' records with their JSON arrays, is the caller's to apply)."""
 
     def __init__(self, query: CompiledQuery, values: dict[str, Value]) -> None:
         self.query, self.values = query, values
@@ -163,6 +166,8 @@ class Pages:
     def __getitem__(self, window: slice) -> list[Any]:
         if not isinstance(window, slice) or window.step is not None or window.stop is None:
             raise ValueError("a compiled list is read a window at a time: [offset:stop]")
+        if (window.start or 0) < 0 or window.stop < 0:
+            raise ValueError("negative indexing is not supported")  # as a queryset's
         offset = window.start or 0
         limit = max(window.stop - offset, 0)  # [5:2] is empty, as a queryset's
         if self.query._compiled(self.values).instances is None:

@@ -102,8 +102,10 @@ class ClinicScopedViewSet(ClinicAPIView, viewsets.GenericViewSet):
         views whose object is `scoped_queryset`'s alone (no get_queryset or filters of their
         own, which this lookup would not apply)."""
         view = type(self)
-        if view.get_queryset is not ClinicScopedViewSet.get_queryset or view.lookup_field != "pk":
-            raise TypeError(f"{view.__name__} reads its object through its own get_queryset")
+        if not _object_is_scoped_alone(view):
+            raise TypeError(
+                f"{view.__name__} reads its object through its own get_queryset or filters"
+            )
         try:
             pk = uuid.UUID(str(self.kwargs[self.lookup_url_kwarg or self.lookup_field]))
         except ValueError:
@@ -130,11 +132,7 @@ class PatientDataViewSet(ClinicScopedViewSet):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.compiled_retrieve and (
-            cls.get_queryset is not ClinicScopedViewSet.get_queryset
-            or cls.filter_queryset is not PatientDataViewSet.filter_queryset
-            or cls.lookup_field != "pk"
-        ):
+        if cls.compiled_retrieve and not _object_is_scoped_alone(cls):
             raise TypeError(
                 f"{cls.__name__}: compiled_retrieve needs reads that are scoped_queryset alone"
                 " and a primary-key lookup"
@@ -178,6 +176,19 @@ class PatientDataViewSet(ClinicScopedViewSet):
     def _respond(self, obj: Any, status: int = 200) -> Response:
         """A written object as the list shows it (with its computed fields), re-read once."""
         return Response(self.get_serializer(self.get_queryset().get(pk=obj.pk)).data, status)
+
+
+@functools.cache
+def _object_is_scoped_alone(view: type[ClinicScopedViewSet]) -> bool:
+    """Whether DRF's get_object() would read the view's object from `scoped_queryset` by
+    primary key alone: no get_queryset of its own, and no filter applied to a detail read (a
+    filterset or filter_queryset of its own; PatientDataViewSet applies filters to lists only)."""
+    if view.get_queryset is not ClinicScopedViewSet.get_queryset or view.lookup_field != "pk":
+        return False
+    if issubclass(view, PatientDataViewSet):
+        return view.filter_queryset is PatientDataViewSet.filter_queryset
+    filters = getattr(view, "filterset_class", None) or getattr(view, "filterset_fields", None)
+    return view.filter_queryset is viewsets.GenericViewSet.filter_queryset and not filters
 
 
 @functools.cache

@@ -291,6 +291,14 @@ def test_a_window_is_the_orm_s_slice_of_the_same_query(clinic, front_desk):
     for window in (slice(0, None), slice(0, 4, 2)):
         with pytest.raises(ValueError, match="a window at a time"):
             pages[window]
+    for window in (slice(0, -1), slice(-2, 3)):
+        with pytest.raises(ValueError, match="negative"):
+            pages[window]
+    # A values() build is read as rows: objects() refuses it.
+    with pytest.raises(TypeError, match="use rows"):
+        CompiledQuery(
+            lambda *, provider_id: Session.objects.filter(provider_id=provider_id).values("pk")
+        ).objects(provider_id=provider.id)
     assert [s.pk for s in by_model.pages(provider_id=provider.id)[0:2]] == [s.pk for s in every[:2]]
     # One statement for every window (compiled twice, the check of _Compiled): its bounds are
     # parameters, not part of the SQL.

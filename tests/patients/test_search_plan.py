@@ -2,6 +2,8 @@
 (btree_gin): the clinic is an index condition, not a filter applied to every clinic's
 matches."""
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -46,3 +48,34 @@ def test_a_lots_usage_is_planned_with_the_clinic_and_lot_statistics():
         assert cursor.fetchall() == [
             ("treatments_treatmentrecord_clinic_lot", "{d,f}", ["clinic_id", "tip_lot_id"])
         ]
+
+
+@pytest.mark.django_db
+def test_the_compiled_page_uses_it_when_planned_once_for_every_search(clinic, other_clinic):
+    """The list's page is one prepared statement for every search of one word
+    (patients.selectors.active_patients_matching), its pattern and window parameters: planned
+    once for all of them (a generic plan, which PostgreSQL may choose for a prepared statement
+    after five runs), the search still reads through the clinic's trigram index."""
+    PatientFactory(clinic=clinic, last_name="Whitfield")
+    PatientFactory(clinic=other_clinic, last_name="Whitfield")
+    pages = selectors.active_patients_matching(clinic.id, "whitf")
+    assert [p.last_name for p in pages[0:11]] == ["Whitfield"]
+    sql = selectors._ACTIVE_MATCHING._compiled(pages.values).windowed_sql
+    numbered = iter(range(1, 10))
+    statement = re.sub("%s", lambda _match: f"${next(numbered)}", sql)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(
+            "DROP INDEX patients_patient_clinic_name, patients_patient_clinic_id_3ba5a264"
+        )
+        cursor.execute(f"PREPARE listed (uuid, text, bigint, bigint) AS {statement}")
+        try:
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute(f"EXPLAIN EXECUTE listed ('{clinic.id}', '%WHITF%', 11, 0)")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE listed")
+    assert "Bitmap Index Scan on patients_patient_clinic_search" in plan
+    index_condition = plan.split("Bitmap Index Scan on patients_patient_clinic_search")[1]
+    assert "Index Cond: ((clinic_id = $1)" in index_condition
+    assert "search_text" in index_condition.split("\n")[1]

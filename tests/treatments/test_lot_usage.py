@@ -151,3 +151,12 @@ def test_a_view_with_its_own_get_queryset_has_no_compiled_object():
 
     with pytest.raises(TypeError, match="its own get_queryset"):
         Careless().compiled_object()
+
+
+def test_a_view_that_filters_its_objects_has_no_compiled_object():
+    class Filtered(ClinicScopedViewSet):
+        queryset = TipLot.objects.all()
+        filterset_fields = ["lot_number"]
+
+    with pytest.raises(TypeError, match="get_queryset or filters"):
+        Filtered().compiled_object()
