@@ -51,6 +51,15 @@ def assert_ok(response, status: int = 200) -> dict:
     return response.json()
 
 
+def every_page(client, url: str, params: dict[str, Any]) -> list[dict]:
+    """Each page of a paginated list (`?page=1`, 2, ... until `next` is null), as answered."""
+    answers: list[dict] = []
+    while True:
+        answers.append(assert_ok(client.get(url, {**params, "page": len(answers) + 1})))
+        if answers[-1]["next"] is None:
+            return answers
+
+
 def instant(value: str) -> datetime:
     moment = datetime.fromisoformat(value)
     assert moment.utcoffset() is not None, f"{value} has no offset"

@@ -17,7 +17,7 @@ from patients.api.views import PatientFilter, PatientViewSet
 from patients.models import Patient
 from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories import PatientFactory
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, every_page
 
 pytestmark = pytest.mark.django_db
 
@@ -80,14 +80,7 @@ def patients(front_desk):
 
 
 def listed(client, **params) -> list[dict]:
-    answers, number = [], 1
-    while True:
-        response = client.get(PATIENTS, {**params, "page": number})
-        assert response.status_code == 200, response.content
-        answers.append(response.json())
-        if response.json()["next"] is None:
-            return answers
-        number += 1
+    return every_page(client, PATIENTS, params)
 
 
 def the_filtersets(monkeypatch) -> None:

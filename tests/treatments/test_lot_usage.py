@@ -11,7 +11,7 @@ from clinic.api.base import ClinicScopedViewSet
 from clinic.models import AuditEvent, Role
 from tests.committed import flush_only_written_tables  # noqa: F401 (autouse)
 from tests.factories.treatments import TipLotFactory
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, every_page
 from tests.treatments.conftest import treatment_body
 from treatments import selectors
 from treatments.api.views import TipLotActionsViewSet
@@ -52,14 +52,7 @@ def treated(provider, make_session, lot, api):
 
 
 def pages(client, lot, size: int) -> list[dict]:
-    answers, number = [], 1
-    while True:
-        response = client.get(usage(lot), {"page_size": size, "page": number})
-        assert response.status_code == 200, response.content
-        answers.append(response.json())
-        if response.json()["next"] is None:
-            return answers
-        number += 1
+    return every_page(client, usage(lot), {"page_size": size})
 
 
 def the_orms(monkeypatch) -> None:
