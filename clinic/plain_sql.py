@@ -59,12 +59,7 @@ class CompiledQuery:
         """`rows()` offset..offset + limit of an ordered, unsliced query, as the ORM's
         `queryset[offset:offset + limit]`; the two are parameters of the one compiled SQL (the
         ORM writes them into it), so a page of any size at any offset is the same statement."""
-        if offset < 0 or limit < 0:
-            raise ValueError("a window's offset and limit are never negative")
-        compiled = self._compiled(values)
-        if not compiled.windowable:
-            raise ValueError("window() is for an ordered query that is not sliced or locked")
-        return self._rows(compiled, values, window=(limit, offset))
+        return self._window(self._compiled(values), offset, limit, values)
 
     def objects(self, **values: Value) -> list[Model]:
         """For a queryset of model instances (select_related and annotations included): the
@@ -76,7 +71,17 @@ class CompiledQuery:
         """`objects()` offset..offset + limit, as `window()` reads rows."""
         compiled = self._compiled(values)
         plan = _plan(compiled)
-        return self._objects(compiled, plan, self.window(offset, limit, **values))
+        return self._objects(compiled, plan, self._window(compiled, offset, limit, values))
+
+    @classmethod
+    def _window(
+        cls, compiled: _Compiled, offset: int, limit: int, values: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        if offset < 0 or limit < 0:
+            raise ValueError("a window's offset and limit are never negative")
+        if not compiled.windowable:
+            raise ValueError("window() is for an ordered query that is not sliced or locked")
+        return cls._rows(compiled, values, window=(limit, offset))
 
     @staticmethod
     def _objects(compiled: _Compiled, plan: _Instances, rows: list[tuple[Any, ...]]) -> list[Model]:
@@ -170,9 +175,11 @@ class Pages:
             raise ValueError("negative indexing is not supported")  # as a queryset's
         offset = window.start or 0
         limit = max(window.stop - offset, 0)  # [5:2] is empty, as a queryset's
-        if self.query._compiled(self.values).instances is None:
-            return self.query.window(offset, limit, **self.values)
-        return self.query.window_objects(offset, limit, **self.values)
+        query, compiled = self.query, self.query._compiled(self.values)
+        rows = query._window(compiled, offset, limit, self.values)
+        if compiled.instances is None:
+            return rows
+        return query._objects(compiled, compiled.instances, rows)
 
 
 def _ordered(query: Any) -> bool:

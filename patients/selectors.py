@@ -58,18 +58,19 @@ def search_patients(patients: QuerySet[Patient], text: str) -> QuerySet[Patient]
     "jane doe" finds Jane Doe; "555-0143" finds +12025550143. One trigram index over the
     patient's stored search text serves each word, so this stays fast on a large clinic.
     """
-    for pattern in _patterns(text):
+    return _matching(patients, _patterns(text))
+
+
+def _matching(patients: QuerySet[Patient], patterns: list[str]) -> QuerySet[Patient]:
+    for pattern in patterns:
         patients = patients.filter(search_text__like_pattern=pattern)
     return patients
 
 
 def _active_matching(*, clinic_id: UUID, **patterns: str | None) -> QuerySet[Patient]:
-    patients = patients_of_clinic(clinic_id)
-    for name in sorted(patterns):  # w0, w1, ...: the words in order
-        pattern = patterns[name]
-        if pattern is not None:
-            patients = patients.filter(search_text__like_pattern=pattern)
-    return patients
+    # w0, w1, ...: the words in order; None past the last.
+    given = [patterns[name] for name in sorted(patterns)]
+    return _matching(patients_of_clinic(clinic_id), [p for p in given if p is not None])
 
 
 # The patient list as the front desk reads it (active patients, maybe a search): compiled once

@@ -127,9 +127,11 @@ def test_a_page_builds_no_query_once_compiled(provider, lot, treated, api, monke
     assert len(reads) == 1
 
 
-def test_a_usage_is_read_a_page_at_a_time(lot):
+def test_a_usage_is_read_a_page_at_a_time(lot, treated):
     records = selectors.LotUsage(lot.clinic_id, lot.id)
-    assert records[0:10] == records[5:2] == []
+    assert {str(r.id) for r in records[0:10]} == {r["id"] for r in treated}
+    assert [r.id for r in records[1:3]] == [r.id for r in records[0:10]][1:3]
+    assert records[5:2] == records[5:10] == []
     for window in (slice(0, None), slice(0, 10, 2)):
         with pytest.raises(ValueError, match="a window at a time"):
             records[window]
